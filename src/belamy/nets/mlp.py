@@ -1,0 +1,73 @@
+"""Multilayer perceptrons for G and D: the architecture of Goodfellow et al. 2014, for points or flattened images."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from belamy.nets.layers import Projection, check_condition, one_hot
+
+
+class MLPGenerator(nn.Module):
+    def __init__(
+        self,
+        shape: tuple[int, ...],  # output shape: (D,) for points, (C, H, W) for images
+        latent_dim: int = 64,  # size of z
+        hidden: int = 256,  # units per hidden layer
+        layers: int = 3,  # hidden layers
+        num_classes: int = 0,  # > 0: one-hot concatenated to z (Mirza & Osindero 2014)
+    ) -> None:
+        super().__init__()
+        self.shape, self.latent_dim, self.num_classes = tuple(shape), latent_dim, num_classes
+        dims = [latent_dim + num_classes] + [hidden] * layers
+        body: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            body += [nn.Linear(a, b), nn.ReLU(inplace=True)]
+        body.append(nn.Linear(dims[-1], math.prod(self.shape)))
+        self.net = nn.Sequential(*body)
+        self.images = len(self.shape) == 3  # images are squashed to [-1, 1]; points are left unbounded
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        check_condition(y, self.num_classes, z.shape[0])
+        if self.num_classes:
+            z = torch.cat([z, one_hot(y, self.num_classes, z.dtype)], dim=1)
+        out = self.net(z).view(z.shape[0], *self.shape)
+        return out.tanh() if self.images else out
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(
+        self,
+        shape: tuple[int, ...],  # input shape
+        hidden: int = 256,  # units per hidden layer
+        layers: int = 3,  # hidden layers
+        num_classes: int = 0,  # > 0: conditional
+        condition: str = "concat",  # "concat" (Mirza & Osindero 2014) or "projection" (Miyato & Koyama 2018)
+        pack: int = 1,  # PacGAN (Lin et al. 2018): D judges `pack` samples at once, concatenated
+    ) -> None:
+        super().__init__()
+        self.num_classes, self.condition, self.pack = num_classes, condition, pack
+        in_dim = math.prod(shape) * pack + (num_classes * pack if num_classes and condition == "concat" else 0)
+        dims = [in_dim] + [hidden] * layers
+        body: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            body += [nn.Linear(a, b), nn.LeakyReLU(0.2, inplace=True)]
+        self.body = nn.Sequential(*body)
+        self.to_logit = nn.Linear(hidden, 1)
+        self.projection = Projection(num_classes, hidden, sn=False) if num_classes and condition == "projection" \
+            else None
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        check_condition(y, self.num_classes, x.shape[0])
+        if x.shape[0] % self.pack:
+            raise ValueError(f"batch {x.shape[0]} is not a multiple of the PacGAN pack size {self.pack}")
+        h = x.flatten(1)
+        if self.num_classes and self.condition == "concat":
+            h = torch.cat([h, one_hot(y, self.num_classes, h.dtype)], dim=1)
+        h = self.body(h.reshape(x.shape[0] // self.pack, -1))  # pack consecutive samples into one input
+        logits = self.to_logit(h)
+        if self.projection is not None:
+            logits = logits + self.projection(h, y[:: self.pack])
+        return logits.squeeze(1)  # [B / pack]

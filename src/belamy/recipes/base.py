@@ -1,0 +1,131 @@
+"""What a recipe is: its networks, its default hyperparameters, and its phases (a D step and a G step).
+
+A recipe never sees optimizers, devices, checkpoints or logs: the engine (belamy.train) owns those and runs the
+phases. Most recipes only choose networks; the standard adversarial D and G steps live here, once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from belamy.config import ConfigError, _coerce
+from belamy.data.base import DataInfo
+from belamy.losses import LOSSES, AdversarialLoss
+from belamy.registry import Registry
+
+
+@dataclass(frozen=True)
+class RecipeDefaults:
+    """Hyperparameters a recipe's paper prescribes; a run's config overrides any of them."""
+
+    loss: str = "nonsaturating"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)  # Radford et al. 2016: beta1 = 0.5 stabilizes GAN training
+    d_steps: int = 1
+
+
+@dataclass
+class Batch:
+    """What one phase gets. Every random draw was made by the engine's seeded generator (resumable runs)."""
+
+    real: Tensor  # real data, float in [-1, 1] for images: [B, C, H, W] or [B, D]
+    labels: Tensor | None  # class of each real sample [B], None for unconditional recipes
+    z: Tensor  # latents for this phase [B, latent_dim]
+    fake_labels: Tensor | None  # classes to generate [B]
+    generator: torch.Generator  # for any further randomness a phase needs (e.g. WGAN-GP's interpolation weights)
+    keep_fake: bool = False  # the D step keeps G's graph in `fake`, so that the G step reuses it
+    fake: Tensor | None = None  # G(z, fake_labels), set by a D step with keep_fake
+
+
+class Recipe(nn.Module):
+    """Base class: a GAN method. Subclasses set `name`, `Options` and `defaults` and build G and D."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type]  # a dataclass of the recipe's own options (architecture widths, penalties, ...)
+    defaults: ClassVar[RecipeDefaults] = RecipeDefaults()
+
+    def __init__(self, options: Any, data: DataInfo, loss: AdversarialLoss) -> None:
+        super().__init__()
+        self.check_data(options, data)
+        self.options, self.data, self.loss = options, data, loss
+        self.G = self.build_generator(options, data)
+        self.D = self.build_discriminator(options, data)
+
+    # --- networks (classmethods so that a pipeline can rebuild G alone from config.json) --------------------------
+
+    @classmethod
+    def build_generator(cls, options: Any, data: DataInfo) -> nn.Module:
+        raise NotImplementedError
+
+    @classmethod
+    def build_discriminator(cls, options: Any, data: DataInfo) -> nn.Module:
+        raise NotImplementedError
+
+    @classmethod
+    def conditional(cls, options: Any, data: DataInfo) -> bool:
+        """Whether G and D take class labels. Default: unconditional, labels are ignored."""
+        return False
+
+    @property
+    def num_classes(self) -> int:
+        return self.data.num_classes if self.conditional(self.options, self.data) else 0
+
+    @classmethod
+    def check_data(cls, options: Any, data: DataInfo) -> None:
+        """Refuse data the recipe cannot train on, with a message that says why."""
+
+    @classmethod
+    def parse_options(cls, values: dict[str, Any]) -> Any:
+        """A dict from YAML or `--option key=value` -> the recipe's Options, validated field by field."""
+        fields = {f.name for f in dataclasses.fields(cls.Options)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ConfigError(f"recipe {cls.name!r} has no option(s) {', '.join(unknown)}; "
+                              f"its options are: {', '.join(sorted(fields)) or 'none'}")
+        hints = typing.get_type_hints(cls.Options)
+        return cls.Options(**{k: _coerce(v, hints[k], f"option {k!r} of recipe {cls.name!r}")
+                              for k, v in values.items()})
+
+    # --- phases -------------------------------------------------------------------------------------------------
+
+    def d_step(self, batch: Batch) -> dict[str, Tensor]:
+        """D learns to tell real from fake: loss["loss"] is minimized over D's parameters."""
+        with torch.set_grad_enabled(batch.keep_fake):
+            fake = self.G(batch.z, batch.fake_labels)
+        if batch.keep_fake:  # the G step reuses this forward pass, as the pytorch/examples DCGAN loop does
+            batch.fake = fake
+        fake = fake.detach()  # this phase updates D only
+        real_logits = self.D(batch.real, batch.labels)
+        fake_logits = self.D(fake, batch.fake_labels)
+        adversarial = self.loss.d(real_logits.float(), fake_logits.float())
+        terms = self.d_regularizers(batch, fake)
+        return {
+            "loss": adversarial + sum(terms.values()),  # logged as loss_d
+            "d_real": self.loss.d_output(real_logits.detach().float()).mean(),
+            "d_fake": self.loss.d_output(fake_logits.detach().float()).mean(),
+            **terms,
+        }
+
+    def d_regularizers(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
+        """Weighted extra terms of D's loss (a gradient penalty, say), each logged under its name."""
+        return {}
+
+    def g_step(self, batch: Batch) -> dict[str, Tensor]:
+        """G learns to fool D: loss["loss"] is minimized over G's parameters."""
+        fake = batch.fake if batch.fake is not None else self.G(batch.z, batch.fake_labels)
+        adversarial = self.loss.g(self.D(fake, batch.fake_labels).float())
+        return {"loss": adversarial}  # logged as loss_g
+
+
+RECIPES: Registry[type[Recipe]] = Registry("model")
+
+
+def resolve_loss(name: str) -> AdversarialLoss:
+    return LOSSES.get(name)

@@ -1,0 +1,45 @@
+"""`dcgan`: Radford et al. 2016, "Unsupervised Representation Learning with Deep Convolutional GANs"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from belamy.data.base import DataInfo
+from belamy.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from belamy.recipes.base import RECIPES, Recipe, RecipeDefaults
+
+
+@dataclass
+class DCGANOptions:
+    latent_dim: int = 100
+    g_width: int = 64  # ngf: channels of G's last hidden layer
+    d_width: int = 64  # ndf: channels of D's first layer
+
+
+@RECIPES.register("dcgan")
+class DCGAN(Recipe):
+    """Radford et al. 2016: all-convolutional G and D with batch norm; Adam(2e-4, beta1 = 0.5)."""
+
+    name = "dcgan"
+    Options = DCGANOptions
+    defaults = RecipeDefaults(loss="nonsaturating", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999))
+
+    @classmethod
+    def check_data(cls, options: DCGANOptions, data: DataInfo) -> None:
+        require_images(cls.name, data)
+
+    @classmethod
+    def build_generator(cls, options: DCGANOptions, data: DataInfo) -> nn.Module:
+        return DCGANGenerator(data.shape, options.latent_dim, options.g_width)
+
+    @classmethod
+    def build_discriminator(cls, options: DCGANOptions, data: DataInfo) -> nn.Module:
+        return DCGANDiscriminator(data.shape, options.d_width)
+
+
+def require_images(recipe: str, data: DataInfo) -> None:
+    if not data.is_image:
+        raise ValueError(f"recipe {recipe!r} is convolutional and needs image data; {data.name!r} holds "
+                         f"points of shape {data.shape} (use --model gan for 2-D data)")

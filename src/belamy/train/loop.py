@@ -1,0 +1,464 @@
+"""The training engine, shared by every recipe: it owns devices, optimizers, EMA, logs, samples and checkpoints,
+and runs the recipe's phases (n D steps, then one G step) in a loop that reads top to bottom.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from belamy import __version__
+from belamy.config import ConfigError, TrainConfig
+from belamy.data import open_data
+from belamy.data.base import DataInfo, PointDistribution
+from belamy.losses import LOSSES
+from belamy.pipelines.generator import MODEL_CONFIG, MODEL_WEIGHTS, GeneratorPipeline
+from belamy.recipes import RECIPES, Batch, Recipe
+from belamy.train import checkpoint as ckpt
+from belamy.train.ema import EMA, recalibrate_batchnorm
+from belamy.train.logging import RunLogger
+from belamy.train.stream import RealStream
+from belamy.utils.images import make_grid, save_png, scatter_points
+
+# Fields a resumed run may change: how long and how often, never what or how it learns.
+RESUMABLE_OVERRIDES = {"steps", "epochs", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "workers",
+                       "device"}
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or weight became NaN/inf; the message names the steps and the last good checkpoint."""
+
+
+@dataclass
+class Run:
+    """A run folder: config.yaml, log.jsonl, samples/, checkpoints/, and at the end model.safetensors."""
+
+    path: Path
+    config: TrainConfig
+    step: int
+
+    def load(self, device: str = "cpu") -> GeneratorPipeline:
+        from belamy import load
+
+        return load(self.path, device=device)
+
+
+# --- set-up helpers --------------------------------------------------------------------------------------------
+
+
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """Fill the fields left to the recipe (loss, learning rates, betas, D steps, options) with its defaults."""
+    recipe = RECIPES.get(config.model)
+    d = recipe.defaults
+    options = recipe.parse_options(config.options)
+    resolved = dataclasses.replace(
+        config,
+        loss=config.loss or d.loss,
+        lr_g=config.lr_g or d.lr_g,
+        lr_d=config.lr_d or d.lr_d,
+        betas=config.betas or d.betas,
+        d_steps=config.d_steps or d.d_steps,
+        options=dataclasses.asdict(options),
+    )
+    LOSSES.get(resolved.loss)  # an unknown loss fails now, with the valid names
+    return resolved
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for but CUDA is not available (use --device cpu or auto)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' was asked for but MPS is not available (use --device cpu or auto)")
+    return device
+
+
+def autocast_dtype(precision: str, device: torch.device, data: DataInfo) -> torch.dtype | None:
+    """The autocast dtype of the forward passes, or None for plain fp32.
+
+    "auto" is bf16 for convolutional nets where the hardware computes in bf16 natively (CUDA with bf16, CPUs with
+    AVX512-BF16 or AMX), fp32 elsewhere: on an AVX2-only CPU bf16 convolutions are emulated and ~20x slower
+    (benchmarks/train_throughput.py). 2-D point models are too small to gain, so fp32."""
+    if precision == "fp32" or (precision == "auto" and not data.is_image):
+        return None
+    if precision == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError("precision 'bf16' was asked for but this GPU does not support bfloat16")
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+        return torch.bfloat16
+    return None
+
+
+def make_run_dir(config: TrainConfig, overwrite: bool) -> Path:
+    out = Path(config.out)
+    base = config.name or f"{config.model}-{Path(config.data).name or 'data'}"
+    path = out / base
+    if path.exists() and any(path.iterdir()):
+        if overwrite:
+            shutil.rmtree(path)
+        elif config.name:
+            raise ConfigError(f"run folder {path} already exists: continue it with --resume {path}, replace it "
+                              f"with --overwrite, or choose another --name")
+        else:
+            i = 2
+            while (out / f"{base}-{i}").exists():
+                i += 1
+            path = out / f"{base}-{i}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _cycle_labels(n: int, num_classes: int) -> torch.Tensor:
+    return torch.arange(n) % num_classes
+
+
+# --- the engine -------------------------------------------------------------------------------------------------
+
+
+def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, overwrite: bool = False,
+          progress: bool = True, **overrides: Any) -> Run:
+    """Train a GAN; returns the Run. `overrides` are TrainConfig fields (model="dcgan", data="mnist", steps=...)."""
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"{run_dir} is not a run folder (no config.yaml): nothing to resume")
+        saved = TrainConfig.load(run_dir / "config.yaml")
+        changed = {k for k, v in overrides.items() if getattr(saved, k) != v}
+        if changed - RESUMABLE_OVERRIDES:
+            raise ConfigError(f"a resumed run keeps its config; these fields cannot change: "
+                              f"{', '.join(sorted(changed - RESUMABLE_OVERRIDES))} (only "
+                              f"{', '.join(sorted(RESUMABLE_OVERRIDES))} can)")
+        config = saved.replace(**{k: overrides[k] for k in changed})
+    else:
+        config = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
+        config = resolve_config(config)
+        run_dir = None
+    return _Trainer(config, run_dir, overwrite, progress).run()
+
+
+class _Trainer:
+    """State of one training run; `run()` is the loop. Split into methods only where a piece is reused."""
+
+    def __init__(self, config: TrainConfig, resume_dir: Path | None, overwrite: bool, progress: bool) -> None:
+        self.config = config
+        self.device = select_device(config.device)
+
+        # (1) Data, then the recipe's networks, initialized from the seed.
+        self.source = open_data(config.data, config.resolution, config.channels, config.cache, config.strict_data,
+                                config.workers)
+        self.info: DataInfo = self.source.info
+        recipe_cls = RECIPES.get(config.model)
+        torch.manual_seed(config.seed)
+        options = recipe_cls.parse_options(config.options)
+        self.recipe: Recipe = recipe_cls(options, self.info, LOSSES.get(config.loss)).to(self.device)
+        self.num_classes = self.recipe.num_classes
+        self.amp_dtype = autocast_dtype(config.precision, self.device, self.info)
+        self.channels_last = config.channels_last and self.info.is_image
+        if self.channels_last:
+            self.recipe.to(memory_format=torch.channels_last)
+
+        # (2) Optimizers (Adam, as every recipe here prescribes) and the EMA generator.
+        G, D = self.recipe.G, self.recipe.D
+        self.opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas)
+        self.opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas)
+        self.ema = EMA(G, config.ema_decay) if config.ema_decay > 0 else None
+
+        # (3) Randomness: one generator for every draw of the loop (latents, labels, flips, penalties); saved in
+        # checkpoints, so a resumed run continues the same stream. Fixed latents show one set of samples evolve.
+        self.rng = torch.Generator().manual_seed(config.seed)
+        fixed = torch.Generator().manual_seed(config.seed + 1)
+        n_fixed = config.n_samples if self.info.is_image else 2000
+        self.fixed_z = torch.randn(n_fixed, self.latent_dim, generator=fixed)
+        self.fixed_y = _cycle_labels(n_fixed, self.num_classes) if self.num_classes else None
+        self.stream = RealStream(self.source, config.batch_size, config.seed, self.device, config.hflip,
+                                 config.workers, self.channels_last)
+        n_data = None if isinstance(self.source, PointDistribution) else len(self.source)
+        if config.epochs is not None:
+            if n_data is None:
+                raise ConfigError(f"{self.info.name} is an infinite distribution: use --steps, not --epochs")
+            self.config = config = dataclasses.replace(
+                config, steps=max(1, round(config.epochs * (n_data // config.batch_size))), epochs=None)
+        self.step = 0
+
+        # (4) The run folder: new, or the one we resume (its newest complete checkpoint).
+        if resume_dir is None:
+            self.run_dir = make_run_dir(config, overwrite)
+        else:
+            self.run_dir = resume_dir
+            self._restore()
+        config.save(self.run_dir / "config.yaml")
+        self.ckpt_root = self.run_dir / "checkpoints"
+        self.logger = RunLogger(self.run_dir, config.steps, self.step, progress)
+        self.logger.log({"step": self.step, "event": "start", "belamy": __version__, "device": str(self.device),
+                         "precision": str(self.amp_dtype or "fp32"), "data": self.info.name,
+                         "data_size": n_data, "batch_size": config.batch_size, "resumed": resume_dir is not None,
+                         "G_params": sum(p.numel() for p in G.parameters()),
+                         "D_params": sum(p.numel() for p in D.parameters())})
+        if getattr(self.source, "skipped", None):
+            self.logger.message(f"{len(self.source.skipped)} unreadable file(s) skipped: "
+                                f"{'; '.join(self.source.skipped[:5])}", self.step, "warning")
+
+    @property
+    def latent_dim(self) -> int:
+        return self.recipe.G.latent_dim
+
+    # --- the loop ----------------------------------------------------------------------------------------------
+
+    def run(self) -> Run:
+        config, recipe = self.config, self.recipe
+        sums: dict[str, torch.Tensor] = {}  # per-interval sums of the logged figures, kept on the device
+        interval_start, interval_steps, t0 = self.step, 0, time.perf_counter()
+        bad_seen = len(self.stream.bad_files)
+        try:
+            while self.step < config.steps:
+                self._set_learning_rates()
+
+                # (1) Update D: minimize its loss over d_steps fresh real batches (n_critic in WGAN).
+                for i in range(config.d_steps):
+                    batch = self._batch()
+                    batch.keep_fake = i == config.d_steps - 1  # the G step below reuses this G forward
+                    losses = self._phase(recipe.D, self.opt_d, recipe.d_step, batch)
+                    _accumulate(sums, losses, "loss_d")
+
+                # (2) Update G once, against the D just updated, with the last D step's latents and fakes.
+                losses = self._phase(recipe.G, self.opt_g, recipe.g_step, batch)
+                _accumulate(sums, losses, "loss_g")
+                if self.ema is not None:
+                    self.ema.update(recipe.G, self.step)
+                self.step += 1
+                interval_steps += 1
+                self.logger.advance()
+
+                # (3) Logs, samples and checkpoints at their intervals; only here does the host wait on the device.
+                if len(self.stream.bad_files) > bad_seen:
+                    new = self.stream.bad_files[bad_seen:]
+                    bad_seen = len(self.stream.bad_files)
+                    self.logger.message(f"skipped {len(new)} unreadable file(s) ({bad_seen} so far): "
+                                        f"{'; '.join(new[:3])}", self.step, "warning")
+                last = self.step == config.steps
+                if self.step % config.log_every == 0 or last:
+                    elapsed = time.perf_counter() - t0
+                    self._log(sums, interval_start, interval_steps, elapsed)
+                    sums, interval_start, interval_steps, t0 = {}, self.step, 0, time.perf_counter()
+                if config.sample_every and self.step % config.sample_every == 0 and not last:
+                    self._check_finite(sums, interval_start)
+                    self._write_samples(self.run_dir / "samples" / f"step-{self.step:07d}.png")
+                if config.ckpt_every and self.step % config.ckpt_every == 0 and not last:
+                    self._check_finite(sums, interval_start)
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            # Keep what was learned: a checkpoint of the current step, if it is sound, then stop.
+            if self._finite():
+                path = self.save_checkpoint()
+                self.logger.message(f"interrupted; saved {path}; continue with --resume {self.run_dir}",
+                                    self.step, "stop")
+            self.logger.close()
+            raise
+        except TrainingDiverged as e:
+            self.logger.message(str(e), self.step, "error")
+            self.logger.close()
+            raise
+        # (4) The end: a last checkpoint, the EMA generator as a portable model, and the final sample grid.
+        self._check_finite({}, interval_start)
+        self.save_checkpoint()
+        self._export_model()
+        self._write_samples(self.run_dir / "samples.png")
+        self.logger.log({"step": self.step, "event": "end", "run": str(self.run_dir)})
+        self.logger.close()
+        return Run(self.run_dir, self.config, self.step)
+
+    # --- pieces of the loop ------------------------------------------------------------------------------------
+
+    def _latents(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, generator=self.rng).to(self.device)
+
+    def _batch(self) -> Batch:
+        real, labels = self.stream.next(self.rng)
+        n = real.shape[0]
+        z = self._latents(n)
+        if self.num_classes:
+            fake_labels = torch.randint(self.num_classes, (n,), generator=self.rng).to(self.device)
+            return Batch(real, labels, z, fake_labels, self.rng)
+        return Batch(real, None, z, None, self.rng)
+
+    def _phase(self, net: nn.Module, optimizer: torch.optim.Optimizer, step_fn, batch: Batch) -> dict:
+        """One optimizer step of `net` on the loss the recipe's phase returns. Only `net` collects gradients."""
+        G, D = self.recipe.G, self.recipe.D
+        net.requires_grad_(True)
+        if net is G:
+            D.requires_grad_(False)  # gradients flow *through* D to G, but D's weight gradients are not needed
+        else:
+            G.requires_grad_(batch.keep_fake)  # G's graph is kept only for the forward the G step reuses
+        autocast = torch.autocast(self.device.type, self.amp_dtype) if self.amp_dtype else nullcontext()
+        with autocast:
+            losses = step_fn(batch)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        optimizer.step()
+        return losses
+
+    def _set_learning_rates(self) -> None:
+        if self.config.lr_decay == "linear":  # to zero at the last step; stateless, so resume needs nothing
+            factor = 1.0 - self.step / self.config.steps
+            for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
+                for group in opt.param_groups:
+                    group["lr"] = lr * factor
+
+    def _log(self, sums: dict[str, torch.Tensor], start: int, steps: int, elapsed: float) -> None:
+        if not sums:
+            return
+        keys = list(sums)
+        counts = {k: (self.config.d_steps if k in _D_KEYS(sums) else 1) * steps for k in keys}
+        values = torch.stack([sums[k].float() for k in keys]).tolist()  # the one host sync of the interval
+        record: dict[str, Any] = {"step": self.step}
+        for k, v in zip(keys, values):
+            record[k] = v / counts[k]
+        record["img_per_s"] = steps * self.config.batch_size / max(elapsed, 1e-9)
+        record["lr_g"] = self.opt_g.param_groups[0]["lr"]
+        record["lr_d"] = self.opt_d.param_groups[0]["lr"]
+        if self.stream.bad_files:
+            record["bad_files"] = len(self.stream.bad_files)
+        self.logger.log(record)
+        if not all(map(_is_finite_number, values)):
+            bad = [k for k, v in zip(keys, values) if not _is_finite_number(v)]
+            self._diverged(start, bad)
+
+    def _check_finite(self, sums: dict[str, torch.Tensor], start: int) -> None:
+        if not self._finite(sums):
+            self._diverged(start, [k for k, v in sums.items() if not torch.isfinite(v).all()] or ["weights"])
+
+    def _finite(self, sums: dict[str, torch.Tensor] | None = None) -> bool:
+        tensors = [p for p in self.recipe.parameters()] + list((sums or {}).values())
+        return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+    def _diverged(self, start: int, what: list[str]) -> None:
+        good = ckpt.list_checkpoints(self.run_dir / "checkpoints")
+        where = f"the last good checkpoint is {good[-1]} (--resume {self.run_dir} continues from it)" if good \
+            else "no checkpoint was saved before it"
+        raise TrainingDiverged(f"non-finite values ({', '.join(what)}) between steps {start} and {self.step}: "
+                               f"training stopped; {where}. Try lower --lr-g/--lr-d or another --loss.")
+
+    # --- samples, checkpoints, the exported model ----------------------------------------------------------------
+
+    def _sampling_generator(self) -> nn.Module:
+        """The EMA generator with BatchNorm statistics re-estimated for its averaged weights (or G itself)."""
+        if self.ema is None:
+            return self.recipe.G
+        net = self.ema.shadow
+        calib = torch.Generator().manual_seed(self.config.seed + 2)  # fixed: sampling never moves the train RNG
+        n = 256
+
+        def make_input(_: int):
+            z = torch.randn(n, self.latent_dim, generator=calib).to(self.device)
+            y = torch.randint(self.num_classes, (n,), generator=calib).to(self.device) if self.num_classes else None
+            return z, y
+
+        recalibrate_batchnorm(net, make_input)
+        return net
+
+    @torch.no_grad()
+    def _write_samples(self, path: Path) -> None:
+        net = self._sampling_generator()
+        was_training = net.training
+        net.eval()
+        out = torch.cat([net(self.fixed_z[i:i + 256].to(self.device),
+                             None if self.fixed_y is None else self.fixed_y[i:i + 256].to(self.device)).float()
+                         for i in range(0, self.fixed_z.shape[0], 256)])
+        net.train(was_training)
+        if self.info.is_image:
+            nrow = self.num_classes if self.num_classes else None
+            image = make_grid(out, nrow=nrow)
+        else:
+            image = scatter_points(out, getattr(self.source, "modes", None))
+        save_png(image, path, {"Software": f"belamy {__version__}", "step": str(self.step)})
+
+    def _modules(self) -> dict[str, nn.Module]:
+        modules = {"G": self.recipe.G, "D": self.recipe.D}
+        if self.ema is not None:
+            modules["G_ema"] = self._sampling_generator()
+        return modules
+
+    def save_checkpoint(self) -> Path:
+        nets = ckpt.flatten_state_dicts(self._modules())
+        optim: dict[str, torch.Tensor] = {}
+        meta: dict[str, Any] = {}
+        for name, opt in (("opt_G", self.opt_g), ("opt_D", self.opt_d)):
+            tensors, meta[name] = ckpt.optimizer_to_safe(name, opt)
+            optim.update(tensors)
+        optim["rng.train"] = self.rng.get_state()
+        optim["rng.torch"] = torch.get_rng_state()
+        state = {"belamy": __version__, "config": self.config.to_dict(), "optimizers": meta,
+                 "stream": self.stream.state_dict(), "data": self.info.to_json()}
+        return ckpt.save_checkpoint(self.ckpt_root, self.step, nets, optim, state, self.config.keep_ckpts)
+
+    def _restore(self) -> None:
+        root = self.run_dir / "checkpoints"
+        ckpt.remove_partial(root)
+        found = ckpt.list_checkpoints(root)
+        if not found:
+            raise ConfigError(f"{self.run_dir} has no complete checkpoint to resume from")
+        nets, optim, state = ckpt.load_checkpoint(found[-1])
+        for name, module in (("G", self.recipe.G), ("D", self.recipe.D)):
+            module.load_state_dict(ckpt.unflatten(nets, name))
+        if self.ema is not None:
+            self.ema.shadow.load_state_dict(ckpt.unflatten(nets, "G_ema"))
+        for name, opt in (("opt_G", self.opt_g), ("opt_D", self.opt_d)):
+            ckpt.optimizer_from_safe(name, opt, optim, state["optimizers"][name])
+        self.rng.set_state(optim["rng.train"])
+        torch.set_rng_state(optim["rng.torch"])
+        self.stream.load_state_dict(state["stream"])
+        self.step = int(state["step"])
+
+    def _export_model(self) -> None:
+        """The portable model: config.json + model.safetensors (the generator used for sampling), no code."""
+        G = self._sampling_generator()
+        tensors = {k: v.detach().contiguous().cpu() for k, v in G.state_dict().items()}
+        ckpt.save_file_atomic(tensors, self.run_dir / MODEL_WEIGHTS, metadata={"format": "pt"})
+        model_config = {
+            "belamy": __version__, "recipe": self.config.model, "options": self.config.options,
+            "data": self.info.to_json(), "latent_dim": self.latent_dim, "num_classes": self.num_classes,
+            "run": self.run_dir.name, "step": self.step, "ema": self.ema is not None,
+            "train_config": self.config.to_dict(),
+        }
+        if isinstance(self.source, PointDistribution):
+            model_config["modes"] = self.source.modes.tolist()
+            model_config["mode_std"] = self.source.std
+        ckpt.write_json_atomic(self.run_dir / MODEL_CONFIG, model_config)
+
+
+# --- small helpers ---------------------------------------------------------------------------------------------
+
+
+def _accumulate(sums: dict[str, torch.Tensor], losses: dict[str, torch.Tensor], loss_key: str) -> None:
+    for key, value in losses.items():
+        key = loss_key if key == "loss" else key
+        value = value.detach()
+        sums[key] = sums[key] + value if key in sums else value.clone()
+
+
+def _D_KEYS(sums: dict[str, torch.Tensor]) -> set[str]:
+    """Figures summed once per D step (d_steps times per step) rather than once per step."""
+    return {k for k in sums if k.startswith("d_") or k in ("loss_d", "gp", "r1")}
+
+
+def _is_finite_number(v: float) -> bool:
+    return v == v and v not in (float("inf"), float("-inf"))

@@ -1,0 +1,95 @@
+"""Real batches in a seeded, resumable order.
+
+The order of epoch e is a permutation drawn from a generator seeded by (seed, e), so the stream's whole state is
+(epoch, batches consumed): a resumed run draws exactly the batches the uninterrupted run would have drawn.
+Images travel as uint8 and become floats in [-1, 1] on the training device.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from belamy.data.base import DataError, ImageSet, PointDistribution
+
+
+class RealStream:
+    def __init__(self, source, batch_size: int, seed: int, device: torch.device, hflip: bool = False,
+                 workers: int = 0, channels_last: bool = False) -> None:
+        self.source, self.batch_size, self.seed, self.device = source, batch_size, seed, device
+        self.hflip, self.workers = hflip, workers
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.epoch, self.position = 0, 0
+        self.bad_files: list[str] = []  # every file skipped so far (the engine logs new ones)
+        self._iterator = None
+        self._order_cache: tuple[int, torch.Tensor] | None = None
+        self.points = isinstance(source, PointDistribution)
+        if self.points:
+            return
+        n = len(source)
+        if n < batch_size:
+            raise DataError(f"{source.info.name}: {n} images is fewer than the batch size {batch_size}")
+        self.batches_per_epoch = n // batch_size  # the last, partial batch is dropped
+        if isinstance(source, ImageSet):
+            self.images = source.images.to(device)
+            self.labels = source.labels.to(device)
+
+    # --- resumable state ----------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position, "bad_files": len(self.bad_files)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self._iterator = None
+
+    # --- batches -------------------------------------------------------------------------------------------------
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        if self._order_cache is None or self._order_cache[0] != epoch:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            self._order_cache = (epoch, torch.randperm(len(self.source), generator=g))
+        return self._order_cache[1]
+
+    def next(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch: (real [B, ...] float on the device, labels [B] int64, -1 where unlabeled)."""
+        if self.points:
+            x, y = self.source.sample(self.batch_size, generator)
+            return x.to(self.device), y.to(self.device)
+        while True:
+            if self.position >= self.batches_per_epoch:
+                self.epoch, self.position, self._iterator = self.epoch + 1, 0, None
+            if isinstance(self.source, ImageSet):
+                index = self._order(self.epoch)[self.position * self.batch_size:(self.position + 1) * self.batch_size]
+                index = index.to(self.device)
+                x, y = self.images[index], self.labels[index]
+                self.position += 1
+            else:
+                x, y, bad = self._next_from_files()
+                self.position += 1
+                self.bad_files.extend(bad)
+                if x.dim() != 4:  # every file of this batch was bad: take the next batch
+                    continue
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device)
+            return self._to_float(x, generator), y
+
+    def _next_from_files(self):
+        if self._iterator is None:
+            from torch.utils.data import DataLoader
+
+            from belamy.data.folder import collate_images
+
+            order = self._order(self.epoch)
+            batches = [order[i * self.batch_size:(i + 1) * self.batch_size].tolist()
+                       for i in range(self.position, self.batches_per_epoch)]
+            loader = DataLoader(self.source, batch_sampler=batches, num_workers=self.workers,
+                                collate_fn=collate_images, pin_memory=self.device.type == "cuda",
+                                persistent_workers=False)
+            self._iterator = iter(loader)
+        return next(self._iterator)
+
+    def _to_float(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x = x.to(memory_format=self.memory_format).float().div_(127.5).sub_(1.0)
+        if self.hflip:
+            flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return x
