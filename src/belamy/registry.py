@@ -55,7 +55,7 @@ class Registry(Generic[T]):
         valid = ", ".join(sorted(self._entries))
         close = difflib.get_close_matches(name, list(self._entries), n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        return f"unknown {self.kind} {name!r}.{hint} Valid {self.kind}s: {valid}."
+        return f"unknown {self.kind} {name!r}.{hint} Valid {self.kind} names: {valid}."
 
     def summary(self, name: str) -> str:
         self.get(name)  # the same error as get() for an unknown name

@@ -1,4 +1,8 @@
-"""Multilayer perceptrons for G and D: the architecture of Goodfellow et al. 2014, for points or flattened images."""
+"""Multilayer perceptrons for G and D: the architecture of Goodfellow et al. 2014, for points or flattened images.
+
+Two options give the 2-D mixture networks of VEEGAN (Srivastava et al. 2017, appendix) and PacGAN (Lin et al. 2018,
+section 5.1): batch norm after each hidden layer of G (`norm="batch"`), and maxout units in D (`maxout=5`,
+Goodfellow et al. 2013, "Maxout Networks")."""
 
 from __future__ import annotations
 
@@ -18,13 +22,19 @@ class MLPGenerator(nn.Module):
         hidden: int = 256,  # units per hidden layer
         layers: int = 3,  # hidden layers
         num_classes: int = 0,  # > 0: one-hot concatenated to z (Mirza & Osindero 2014)
+        norm: str = "none",  # "batch": BatchNorm1d after each hidden linear layer (Ioffe & Szegedy 2015), or "none"
     ) -> None:
         super().__init__()
+        if norm not in ("none", "batch"):
+            raise ValueError(f"norm must be 'none' or 'batch', got {norm!r}")
         self.shape, self.latent_dim, self.num_classes = tuple(shape), latent_dim, num_classes
         dims = [latent_dim + num_classes] + [hidden] * layers
         body: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
-            body += [nn.Linear(a, b), nn.ReLU(inplace=True)]
+            if norm == "batch":  # the bias would be cancelled by the normalization
+                body += [nn.Linear(a, b, bias=False), nn.BatchNorm1d(b), nn.ReLU(inplace=True)]
+            else:
+                body += [nn.Linear(a, b), nn.ReLU(inplace=True)]
         body.append(nn.Linear(dims[-1], math.prod(self.shape)))
         self.net = nn.Sequential(*body)
         self.images = len(self.shape) == 3  # images are squashed to [-1, 1]; points are left unbounded
@@ -46,14 +56,18 @@ class MLPDiscriminator(nn.Module):
         num_classes: int = 0,  # > 0: conditional
         condition: str = "concat",  # "concat" (Mirza & Osindero 2014) or "projection" (Miyato & Koyama 2018)
         pack: int = 1,  # PacGAN (Lin et al. 2018): D judges `pack` samples at once, concatenated
+        maxout: int = 1,  # > 1: each hidden unit is the max of `maxout` linear pieces (Goodfellow et al. 2013);
+        # 1: LeakyReLU(0.2) units
     ) -> None:
         super().__init__()
+        if maxout < 1:
+            raise ValueError(f"maxout must be >= 1, got {maxout}")
         self.num_classes, self.condition, self.pack = num_classes, condition, pack
         in_dim = math.prod(shape) * pack + (num_classes * pack if num_classes and condition == "concat" else 0)
         dims = [in_dim] + [hidden] * layers
         body: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
-            body += [nn.Linear(a, b), nn.LeakyReLU(0.2, inplace=True)]
+            body += [Maxout(a, b, maxout)] if maxout > 1 else [nn.Linear(a, b), nn.LeakyReLU(0.2, inplace=True)]
         self.body = nn.Sequential(*body)
         self.to_logit = nn.Linear(hidden, 1)
         self.projection = Projection(num_classes, hidden, sn=False) if num_classes and condition == "projection" \
@@ -71,3 +85,21 @@ class MLPDiscriminator(nn.Module):
         if self.projection is not None:
             logits = logits + self.projection(h, y[:: self.pack])
         return logits.squeeze(1)  # [B / pack]
+
+
+class Maxout(nn.Module):
+    """A maxout layer (Goodfellow et al. 2013): `out_features` units, each the max over `pieces` linear maps."""
+
+    def __init__(
+        self,
+        in_features: int,  # input size
+        out_features: int,  # units
+        pieces: int,  # linear pieces per unit (5 in the VEEGAN and PacGAN discriminators)
+    ) -> None:
+        super().__init__()
+        self.out_features, self.pieces = out_features, pieces
+        self.linear = nn.Linear(in_features, out_features * pieces)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.linear(x).view(x.shape[0], self.out_features, self.pieces)  # [B, units, pieces]
+        return h.amax(dim=2)

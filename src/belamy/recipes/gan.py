@@ -14,8 +14,12 @@ from belamy.recipes.base import RECIPES, Recipe, RecipeDefaults
 @dataclass
 class GANOptions:
     latent_dim: int = 16
-    hidden: int = 256  # units per hidden layer, in G and D
-    layers: int = 3  # hidden layers, in G and D
+    g_width: int = 256  # units per hidden layer of G
+    g_layers: int = 3  # hidden layers of G
+    g_norm: str = "none"  # "batch" or "none"
+    d_width: int = 256  # units per hidden layer of D
+    d_layers: int = 3  # hidden layers of D
+    maxout: int = 1  # pieces per maxout unit of D; 1: LeakyReLU units
     pack: int = 1  # PacGAN packing (Lin et al. 2018): D sees `pack` samples at once; 2 fights mode collapse
 
 
@@ -29,8 +33,9 @@ class GAN(Recipe):
 
     @classmethod
     def build_generator(cls, options: GANOptions, data: DataInfo) -> nn.Module:
-        return MLPGenerator(data.shape, options.latent_dim, options.hidden, options.layers)
+        return MLPGenerator(data.shape, options.latent_dim, options.g_width, options.g_layers, norm=options.g_norm)
 
     @classmethod
     def build_discriminator(cls, options: GANOptions, data: DataInfo) -> nn.Module:
-        return MLPDiscriminator(data.shape, options.hidden, options.layers, pack=options.pack)
+        return MLPDiscriminator(data.shape, options.d_width, options.d_layers, pack=options.pack,
+                                maxout=options.maxout)

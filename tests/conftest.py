@@ -1,0 +1,28 @@
+import os
+
+import pytest
+import torch
+
+# Tests are timed for 2 cores; more threads than cores only adds contention.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def digits_classifier():
+    """A classifier of scikit-learn's 8x8 digits (trained once per session, a second or two)."""
+    from belamy.data import open_data
+    from belamy.metrics.classifier import train_classifier
+
+    trained = train_classifier(open_data("digits"), epochs=8)
+    assert trained.test_accuracy > 0.9, trained.test_accuracy
+    return trained.net
+
+
+@pytest.fixture(scope="session")
+def mnist_classifier():
+    from belamy.data import open_data
+    from belamy.metrics.classifier import train_classifier
+
+    trained = train_classifier(open_data("mnist"), epochs=3)
+    assert trained.test_accuracy > 0.9, trained.test_accuracy
+    return trained.net
