@@ -4,7 +4,7 @@ import pytest
 import torch
 
 # Tests are timed for 2 cores; more threads than cores only adds contention.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", min(2, os.cpu_count() or 1))))
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,11 @@ class DigitClassifier(nn.Module):
         self.head = nn.Linear(2 * width * 49, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x).flatten(1))  # logits [B, num_classes]
+        return self.head(self.embed(x))  # logits [B, num_classes]
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The features the head classifies [B, 2 * width * 49]: what a Frechet distance compares."""
+        return self.features(x).flatten(1)
 
 
 @dataclass
@@ -75,3 +79,14 @@ def classify_samples(net: nn.Module, samples: Tensor) -> dict[str, float]:
     kl = float((p[p > 0] * (p[p > 0] * k).log()).sum())
     return {"confidence": float(probs.max(1).values.mean()), "classes_covered": int((hist > 0).sum()),
             "kl_uniform": kl}
+
+
+@torch.no_grad()
+def classifier_frechet_distance(net: DigitClassifier, real: Tensor, fake: Tensor) -> float:
+    """Frechet distance of the classifier's features of two image sets in [-1, 1] (an in-domain FID)."""
+    from belamy.metrics.fid import features_to_statistics, frechet_distance
+
+    def features(x: Tensor):
+        return torch.cat([net.embed(x[i:i + 256]).double() for i in range(0, len(x), 256)]).numpy()
+
+    return frechet_distance(*features_to_statistics(features(real)), *features_to_statistics(features(fake)))

@@ -73,7 +73,11 @@ class Projection(nn.Module):
 
     def __init__(self, num_classes: int, features: int, sn: bool) -> None:
         super().__init__()
-        self.embed = spectral_norm(nn.Embedding(num_classes, features), sn)
+        embed = nn.Embedding(num_classes, features)
+        # Small initial class vectors (nn.Embedding's default is N(0, 1)): with hundreds of features a unit-normal
+        # projection would swamp the unconditional logit at the start of training.
+        nn.init.normal_(embed.weight, 0.0, 0.02)
+        self.embed = spectral_norm(embed, sn)
 
     def forward(self, h: Tensor, y: Tensor) -> Tensor:
         return (self.embed(y) * h).sum(dim=1, keepdim=True)

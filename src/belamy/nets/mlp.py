@@ -22,17 +22,20 @@ class MLPGenerator(nn.Module):
         hidden: int = 256,  # units per hidden layer
         layers: int = 3,  # hidden layers
         num_classes: int = 0,  # > 0: one-hot concatenated to z (Mirza & Osindero 2014)
-        norm: str = "none",  # "batch": BatchNorm1d after each hidden linear layer (Ioffe & Szegedy 2015), or "none"
+        norm: str = "none",  # after each hidden linear layer: "batch" (BatchNorm1d, Ioffe & Szegedy 2015), "layer"
+        # (LayerNorm, Ba et al. 2016: no dependence on the other samples of the batch) or "none"
     ) -> None:
         super().__init__()
-        if norm not in ("none", "batch"):
-            raise ValueError(f"norm must be 'none' or 'batch', got {norm!r}")
+        if norm not in ("none", "batch", "layer"):
+            raise ValueError(f"norm must be 'none', 'batch' or 'layer', got {norm!r}")
         self.shape, self.latent_dim, self.num_classes = tuple(shape), latent_dim, num_classes
         dims = [latent_dim + num_classes] + [hidden] * layers
         body: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
             if norm == "batch":  # the bias would be cancelled by the normalization
                 body += [nn.Linear(a, b, bias=False), nn.BatchNorm1d(b), nn.ReLU(inplace=True)]
+            elif norm == "layer":
+                body += [nn.Linear(a, b), nn.LayerNorm(b), nn.ReLU(inplace=True)]
             else:
                 body += [nn.Linear(a, b), nn.ReLU(inplace=True)]
         body.append(nn.Linear(dims[-1], math.prod(self.shape)))

@@ -21,7 +21,8 @@ from belamy.recipes.base import RECIPES, Recipe, RecipeDefaults
 
 @dataclass
 class CGANOptions:
-    condition: str = "projection"  # "concat" or "projection"
+    condition: str = "projection"  # how D is conditioned: "concat" or "projection"
+    g_condition: str = "concat"  # how a DCGAN G is conditioned: "concat" (one-hot to z) or "cbn" (class batch norm)
     arch: str = "dcgan"  # "dcgan", "resnet" (SNGAN's, spectral norm in D) or "mlp"
     latent_dim: int = 100
     g_width: int = 64  # DCGAN/ResNet channels, or MLP hidden units
@@ -43,6 +44,8 @@ class CGAN(Recipe):
                              f"(a folder needs one subfolder per class)")
         if options.condition not in ("concat", "projection"):
             raise ValueError(f"option 'condition' must be concat or projection, got {options.condition!r}")
+        if options.g_condition not in ("concat", "cbn"):
+            raise ValueError(f"option 'g_condition' must be concat or cbn, got {options.g_condition!r}")
         if options.arch not in ("dcgan", "resnet", "mlp"):
             raise ValueError(f"option 'arch' must be dcgan, resnet or mlp, got {options.arch!r}")
         if options.arch == "resnet" and options.condition == "concat":
@@ -61,8 +64,8 @@ class CGAN(Recipe):
             return MLPGenerator(data.shape, options.latent_dim, options.g_width, num_classes=k)
         if options.arch == "resnet":
             return ResNetGenerator(data.shape, options.latent_dim, options.g_width, num_classes=k)
-        condition = "cbn" if options.condition == "projection" else "concat"
-        return DCGANGenerator(data.shape, options.latent_dim, options.g_width, num_classes=k, condition=condition)
+        return DCGANGenerator(data.shape, options.latent_dim, options.g_width, num_classes=k,
+                              condition=options.g_condition)
 
     @classmethod
     def build_discriminator(cls, options: CGANOptions, data: DataInfo) -> nn.Module:

@@ -1,0 +1,168 @@
+"""The engine: reproducibility, exact resume after SIGKILL, checkpoints, logs, divergence, bad data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+import belamy
+from belamy.config import ConfigError
+from belamy.data.base import DataError
+from belamy.recipes import RECIPES
+from belamy.recipes.dcgan import DCGAN
+from belamy.train import TrainingDiverged
+from belamy.train.checkpoint import list_checkpoints, load_checkpoint
+
+from helpers import TINY_DCGAN, same_tensors, tensors
+
+
+def test_same_seed_same_weights_different_seed_different(tmp_path):
+    runs = [belamy.train(**TINY_DCGAN, steps=12, seed=s, out=str(tmp_path), name=f"r{i}")
+            for i, s in enumerate((1, 1, 2))]
+    weights = [tensors(r.path / "model.safetensors") for r in runs]
+    assert same_tensors(weights[0], weights[1])
+    assert not same_tensors(weights[0], weights[2])
+
+
+def test_run_folder_contents_and_logs(tmp_path):
+    run = belamy.train(**{**TINY_DCGAN, "sample_every": 10}, steps=20, ckpt_every=5, keep_ckpts=2,
+                       out=str(tmp_path), name="r")
+    names = {p.name for p in run.path.iterdir()}
+    assert {"config.yaml", "log.jsonl", "samples.png", "samples", "checkpoints", "model.safetensors",
+            "config.json"} <= names
+    assert [p.name for p in list_checkpoints(run.path / "checkpoints")] == ["step-0000015", "step-0000020"]
+    assert (run.path / "samples" / "step-0000010.png").is_file()
+    records = [json.loads(line) for line in (run.path / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss_d" in r]
+    assert [r["step"] for r in steps] == [10, 20]
+    for key in ("loss_g", "loss_d", "d_real", "d_fake", "img_per_s"):
+        assert all(isinstance(r[key], float) for r in steps), key
+    assert 0 < steps[-1]["d_real"] < 1 and 0 < steps[-1]["d_fake"] < 1  # probabilities for the logistic loss
+    saved = belamy.config.TrainConfig.load(run.path / "config.yaml")
+    assert saved.loss == "nonsaturating" and saved.betas == (0.5, 0.999)  # resolved, not left to defaults
+    grid = Image.open(run.path / "samples.png")
+    assert grid.size == (8 * 10 + 2, 8 * 10 + 2)  # 64 fixed latents, 8x8 images, 2-pixel padding
+
+
+def test_existing_run_folder_is_protected(tmp_path):
+    belamy.train(**TINY_DCGAN, steps=2, out=str(tmp_path), name="r")
+    with pytest.raises(ConfigError, match="already exists.*--resume"):
+        belamy.train(**TINY_DCGAN, steps=2, out=str(tmp_path), name="r")
+    unnamed = [belamy.train(**{**TINY_DCGAN, "steps": 2}, out=str(tmp_path)) for _ in range(2)]
+    assert [r.path.name for r in unnamed] == ["dcgan-digits", "dcgan-digits-2"]
+    with pytest.raises(ConfigError, match="cannot change: lr_g"):
+        belamy.train(resume=tmp_path / "r", lr_g=0.1, progress=False)
+
+
+def test_epochs_set_the_number_of_steps(tmp_path):
+    run = belamy.train(**TINY_DCGAN, epochs=0.5, out=str(tmp_path), name="r")
+    assert run.step == round(0.5 * (1797 // 32))
+
+
+def test_resume_continues_in_process(tmp_path):
+    full = belamy.train(**TINY_DCGAN, steps=20, ckpt_every=10, out=str(tmp_path), name="full")
+    belamy.train(**TINY_DCGAN, steps=10, ckpt_every=10, out=str(tmp_path), name="part")
+    resumed = belamy.train(resume=tmp_path / "part", steps=20, progress=False)
+    assert resumed.step == 20
+    assert same_tensors(tensors(full.path / "model.safetensors"), tensors(resumed.path / "model.safetensors"))
+    a, _, _ = load_checkpoint(list_checkpoints(full.path / "checkpoints")[-1])
+    b, _, _ = load_checkpoint(list_checkpoints(resumed.path / "checkpoints")[-1])
+    assert same_tensors(a, b)  # G, D and the EMA generator
+
+
+def _train_cmd(out, name, steps):
+    return [sys.executable, "-m", "belamy", "train", "--model", "dcgan", "--data", "digits", "-o", "latent_dim=16",
+            "-o", "g_width=16", "-o", "d_width=16", "--batch-size", "32", "--steps", str(steps), "--ckpt-every", "10",
+            "--sample-every", "0", "--log-every", "10", "--out", str(out), "--name", name, "--no-progress"]
+
+
+def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
+    """Kill a training process with SIGKILL mid-run, resume it: the final weights equal an uninterrupted run's."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    steps = 400
+    proc = subprocess.Popen(_train_cmd(tmp_path, "killed", steps), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    ckpts = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 120
+    while len(list_checkpoints(ckpts)) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "model.safetensors").exists(), "the run finished before it was killed"
+    killed_at = int(list_checkpoints(ckpts)[-1].name.split("-")[1])
+    assert 0 < killed_at < steps
+
+    resume = [sys.executable, "-m", "belamy", "train", "--resume", str(tmp_path / "killed"), "--no-progress"]
+    subprocess.run(resume, env=env, check=True, capture_output=True)
+    subprocess.run(_train_cmd(tmp_path, "straight", steps), env=env, check=True, capture_output=True)
+
+    final_killed = load_checkpoint(list_checkpoints(ckpts)[-1])[0]
+    final_straight = load_checkpoint(list_checkpoints(tmp_path / "straight" / "checkpoints")[-1])[0]
+    assert same_tensors(final_killed, final_straight)
+    assert same_tensors(tensors(tmp_path / "killed" / "model.safetensors"),
+                        tensors(tmp_path / "straight" / "model.safetensors"))
+
+
+class _NaNAfter12Steps(DCGAN):
+    """A deliberately broken recipe: from its 13th D step on, D's loss is NaN (as when training diverges)."""
+
+    name = "test-nan-after-12"
+
+    def d_step(self, batch):
+        self.calls = getattr(self, "calls", 0) + 1
+        losses = super().d_step(batch)
+        if self.calls > 12:
+            losses["loss"] = losses["loss"] * float("nan")
+        return losses
+
+
+def test_non_finite_loss_stops_with_last_good_checkpoint(tmp_path):
+    if "test-nan-after-12" not in RECIPES:
+        RECIPES.register("test-nan-after-12")(_NaNAfter12Steps)
+    config = {**TINY_DCGAN, "model": "test-nan-after-12", "log_every": 5, "ckpt_every": 5}
+    with pytest.raises(TrainingDiverged, match="non-finite.*between steps 10 and 15.*step-0000010") as e:
+        belamy.train(**config, steps=40, out=str(tmp_path), name="r")
+    good = list_checkpoints(tmp_path / "r" / "checkpoints")
+    assert [p.name for p in good] == ["step-0000005", "step-0000010"], str(e.value)
+    nets, _, _ = load_checkpoint(good[-1])
+    assert all(torch.isfinite(t).all() for t in nets.values() if t.is_floating_point())
+    assert not (tmp_path / "r" / "model.safetensors").exists()
+    assert '"event": "error"' in (tmp_path / "r" / "log.jsonl").read_text()
+
+
+def _image_folder(root, n=40, bad=()):
+    root.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(n):
+        pixels = (torch.rand(12, 12, 3, generator=g) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(root / f"img{i:03d}.png")
+    for name, content in bad:
+        (root / name).write_bytes(content)
+    return root
+
+
+def test_bad_files_are_skipped_and_logged_during_training(tmp_path):
+    folder = _image_folder(tmp_path / "imgs", bad=[("broken.png", b"not an image"), ("empty.jpg", b"")])
+    for cache in (False, True):
+        run = belamy.train(model="dcgan", data=str(folder), resolution=8, channels=3, cache=cache, batch_size=8,
+                           steps=12, options={"g_width": 8, "d_width": 8}, sample_every=0, log_every=4,
+                           out=str(tmp_path / "runs"), name=f"cache{cache}", progress=False)
+        log = (run.path / "log.jsonl").read_text()
+        assert "broken.png" in log and "empty.jpg" in log
+        assert run.step == 12
+
+
+def test_strict_data_refuses_bad_files_at_start(tmp_path):
+    folder = _image_folder(tmp_path / "imgs", n=10, bad=[("broken.png", b"not an image")])
+    with pytest.raises(DataError, match="broken.png"):
+        belamy.train(model="dcgan", data=str(folder), resolution=8, strict_data=True, batch_size=4, steps=1,
+                     out=str(tmp_path / "runs"), progress=False)
+    with pytest.raises(DataError, match="does not exist|not found|missing"):
+        belamy.train(model="dcgan", data=str(tmp_path / "nowhere"), steps=1, out=str(tmp_path), progress=False)
