@@ -50,6 +50,7 @@ class Recipe(nn.Module):
     name: ClassVar[str]
     Options: ClassVar[type]  # a dataclass of the recipe's own options (architecture widths, penalties, ...)
     defaults: ClassVar[RecipeDefaults] = RecipeDefaults()
+    needs_images: ClassVar[bool] = False  # convolutional recipes refuse 2-D point data
 
     def __init__(self, options: Any, data: DataInfo, loss: AdversarialLoss) -> None:
         super().__init__()
@@ -80,6 +81,9 @@ class Recipe(nn.Module):
     @classmethod
     def check_data(cls, options: Any, data: DataInfo) -> None:
         """Refuse data the recipe cannot train on, with a message that says why."""
+        if cls.needs_images and not data.is_image:
+            raise ValueError(f"recipe {cls.name!r} is convolutional and needs image data; {data.name!r} holds "
+                             f"points of shape {data.shape} (use --model gan for 2-D data)")
 
     @classmethod
     def parse_options(cls, values: dict[str, Any]) -> Any:

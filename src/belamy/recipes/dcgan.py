@@ -25,10 +25,7 @@ class DCGAN(Recipe):
     name = "dcgan"
     Options = DCGANOptions
     defaults = RecipeDefaults(loss="nonsaturating", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999))
-
-    @classmethod
-    def check_data(cls, options: DCGANOptions, data: DataInfo) -> None:
-        require_images(cls.name, data)
+    needs_images = True
 
     @classmethod
     def build_generator(cls, options: DCGANOptions, data: DataInfo) -> nn.Module:
@@ -38,8 +35,3 @@ class DCGAN(Recipe):
     def build_discriminator(cls, options: DCGANOptions, data: DataInfo) -> nn.Module:
         return DCGANDiscriminator(data.shape, options.d_width)
 
-
-def require_images(recipe: str, data: DataInfo) -> None:
-    if not data.is_image:
-        raise ValueError(f"recipe {recipe!r} is convolutional and needs image data; {data.name!r} holds "
-                         f"points of shape {data.shape} (use --model gan for 2-D data)")

@@ -9,7 +9,6 @@ from torch import nn
 from belamy.data.base import DataInfo
 from belamy.nets.resnet import ResNetDiscriminator, ResNetGenerator
 from belamy.recipes.base import RECIPES, Recipe, RecipeDefaults
-from belamy.recipes.dcgan import require_images
 
 
 @dataclass
@@ -26,10 +25,7 @@ class SNGAN(Recipe):
     name = "sngan"
     Options = SNGANOptions
     defaults = RecipeDefaults(loss="hinge", lr_g=2e-4, lr_d=2e-4, betas=(0.0, 0.9), d_steps=5)
-
-    @classmethod
-    def check_data(cls, options: SNGANOptions, data: DataInfo) -> None:
-        require_images(cls.name, data)
+    needs_images = True
 
     @classmethod
     def build_generator(cls, options: SNGANOptions, data: DataInfo) -> nn.Module:

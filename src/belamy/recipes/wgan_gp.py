@@ -11,7 +11,6 @@ from belamy.data.base import DataInfo
 from belamy.losses import gradient_penalty
 from belamy.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from belamy.recipes.base import RECIPES, Batch, Recipe, RecipeDefaults
-from belamy.recipes.dcgan import require_images
 
 
 @dataclass
@@ -29,10 +28,7 @@ class WGANGP(Recipe):
     name = "wgan-gp"
     Options = WGANGPOptions
     defaults = RecipeDefaults(loss="wasserstein", lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9), d_steps=5)
-
-    @classmethod
-    def check_data(cls, options: WGANGPOptions, data: DataInfo) -> None:
-        require_images(cls.name, data)
+    needs_images = True
 
     @classmethod
     def build_generator(cls, options: WGANGPOptions, data: DataInfo) -> nn.Module:
