@@ -1,5 +1,6 @@
 """The `belamy` command end to end, in a subprocess as a person runs it."""
 
+import os
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ from PIL import Image
 
 def belamy(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "belamy", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def test_train_sample_interpolate(tmp_path):

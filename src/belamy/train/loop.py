@@ -327,7 +327,7 @@ class _Trainer:
         if not sums:
             return
         keys = list(sums)
-        counts = {k: (self.config.d_steps if k in _D_KEYS(sums) else 1) * steps for k in keys}
+        counts = {k: (self.config.d_steps if k in _d_keys(sums) else 1) * steps for k in keys}
         values = torch.stack([sums[k].float() for k in keys]).tolist()  # the one host sync of the interval
         record: dict[str, Any] = {"step": self.step}
         for k, v in zip(keys, values):
@@ -455,7 +455,7 @@ def _accumulate(sums: dict[str, torch.Tensor], losses: dict[str, torch.Tensor], 
         sums[key] = sums[key] + value if key in sums else value.clone()
 
 
-def _D_KEYS(sums: dict[str, torch.Tensor]) -> set[str]:
+def _d_keys(sums: dict[str, torch.Tensor]) -> set[str]:
     """Figures summed once per D step (d_steps times per step) rather than once per step."""
     return {k for k in sums if k.startswith("d_") or k in ("loss_d", "gp", "r1")}
 
