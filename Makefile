@@ -27,7 +27,7 @@ test: $(VENV)/.belamy
 	$(BIN)/python -m pytest -q -x --durations=15
 
 bench: $(VENV)/.belamy
-	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/train_throughput.py --steps 600
 
 clean-venv:
 	rm -rf $(VENV)
