@@ -5,9 +5,7 @@ and runs the recipe's phases (n D steps, then one G step) in a loop that reads t
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
-import signal
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
