@@ -166,3 +166,20 @@ def test_strict_data_refuses_bad_files_at_start(tmp_path):
                      out=str(tmp_path / "runs"), progress=False)
     with pytest.raises(DataError, match="does not exist|not found|missing"):
         belamy.train(model="dcgan", data=str(tmp_path / "nowhere"), steps=1, out=str(tmp_path), progress=False)
+
+
+def test_random_horizontal_flips_are_seeded_and_only_flip():
+    from belamy.data import open_data
+    from belamy.train.stream import RealStream
+
+    digits = open_data("digits")
+    batches = []
+    for _ in range(2):
+        stream = RealStream(digits, 64, seed=0, device=torch.device("cpu"), hflip=True)
+        batches.append(stream.next(torch.Generator().manual_seed(5))[0])
+    plain = RealStream(digits, 64, seed=0, device=torch.device("cpu")).next(torch.Generator().manual_seed(5))[0]
+    assert torch.equal(batches[0], batches[1])  # the flips come from the run's generator: resumable
+    flipped = [not torch.equal(a, b) for a, b in zip(batches[0], plain)]
+    assert 10 < sum(flipped) < 54  # about half of 64
+    for a, b, f in zip(batches[0], plain, flipped):
+        assert torch.equal(a, b.flip(2) if f else b)
