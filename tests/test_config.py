@@ -54,6 +54,7 @@ def test_resolve_fills_recipe_defaults_and_validates_options():
     resolved = resolve_config(TrainConfig(model="wgan-gp"))
     assert (resolved.loss, resolved.d_steps, resolved.betas, resolved.lr_g) == ("wasserstein", 5, (0.0, 0.9), 1e-4)
     assert resolved.options["gp_weight"] == 10.0
+    assert (resolved.batch_size, resolved.lr_decay) == (64, "none")
     assert resolve_config(TrainConfig(model="wgan-gp", d_steps=2)).d_steps == 2
     with pytest.raises(ConfigError, match="recipe 'dcgan' has no option.*latnt_dim.*latent_dim"):
         resolve_config(TrainConfig(model="dcgan", options={"latnt_dim": 3}))

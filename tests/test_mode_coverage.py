@@ -41,8 +41,9 @@ def test_gan_defaults_cover_ring8(tmp_path):
     """The `gan` recipe's default networks and learning rates, decayed linearly to zero over 1,500 steps of 256
     (~18 s on one CPU thread), must find the ring's modes and put most samples inside them (VEEGAN's counts).
     Seeds 0-2 measured 8/8 modes and 79-86% high-quality samples (1,800 steps: 81-90%)."""
-    run = belamy.train(model="gan", data="ring8", steps=1500, batch_size=256, lr_decay="linear", seed=0,
+    run = belamy.train(model="gan", data="ring8", steps=1500, seed=0,  # batch 256, linear decay: the defaults
                        out=str(tmp_path), sample_every=0, ckpt_every=0, log_every=500, progress=False)
+    assert (run.config.batch_size, run.config.lr_decay) == (256, "linear")
     ring = open_data("ring8")
     result = mode_coverage(belamy.load(run.path).sample(2500, seed=0), ring.modes, ring.std)
     assert result["modes_covered"] >= 6, result

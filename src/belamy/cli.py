@@ -165,7 +165,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         if args.verbose:
             d = recipe.defaults
             print(f"{'':10s}   defaults: loss={d.loss} lr_g={d.lr_g} lr_d={d.lr_d} betas={d.betas} "
-                  f"d_steps={d.d_steps}")
+                  f"d_steps={d.d_steps} batch_size={d.batch_size} lr_decay={d.lr_decay}")
             opts = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(recipe.Options))
             print(f"{'':10s}   options:  {opts}")
     return 0

@@ -30,7 +30,7 @@ class TrainConfig:
     options: dict[str, Any] = field(default_factory=dict)  # recipe options (`belamy models --verbose`)
 
     # How long, how fast
-    batch_size: int = 64
+    batch_size: int | None = None  # None: the recipe's (64 for the image recipes)
     steps: int = 2000  # G updates
     epochs: float | None = None  # if set, overrides steps: epochs * len(data) / batch_size
     lr_g: float | None = None
@@ -38,7 +38,7 @@ class TrainConfig:
     betas: tuple[float, float] | None = None  # Adam's (beta1, beta2)
     loss: str | None = None  # adversarial loss (minimax, nonsaturating, lsgan, hinge, wasserstein)
     d_steps: int | None = None  # D updates per G update (n_critic in WGAN)
-    lr_decay: str = "none"  # "none" or "linear" (to 0 at the last step)
+    lr_decay: str | None = None  # "none" or "linear" (to 0 at the last step); None: the recipe's
     ema_decay: float = 0.999  # EMA of G's weights, used for sampling; 0 disables
     seed: int = 0
 
@@ -124,7 +124,7 @@ class TrainConfig:
             raise ConfigError(f"field 'precision' must be auto, fp32 or bf16, got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"field 'device' must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
-        if self.lr_decay not in ("none", "linear"):
+        if self.lr_decay not in (None, "none", "linear"):
             raise ConfigError(f"field 'lr_decay' must be none or linear, got {self.lr_decay!r}")
         if self.betas is not None and not all(0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"field 'betas' must be two numbers in [0, 1), got {self.betas}")

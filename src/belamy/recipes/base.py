@@ -29,6 +29,8 @@ class RecipeDefaults:
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)  # Radford et al. 2016: beta1 = 0.5 stabilizes GAN training
     d_steps: int = 1
+    batch_size: int = 64
+    lr_decay: str = "none"  # "linear": to zero at the last step
 
 
 @dataclass

@@ -66,6 +66,8 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
         lr_d=config.lr_d or d.lr_d,
         betas=config.betas or d.betas,
         d_steps=config.d_steps or d.d_steps,
+        batch_size=config.batch_size or d.batch_size,
+        lr_decay=config.lr_decay or d.lr_decay,
         options=dataclasses.asdict(options),
     )
     LOSSES.get(resolved.loss)  # an unknown loss fails now, with the valid names
