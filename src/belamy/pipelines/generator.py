@@ -62,7 +62,7 @@ class GeneratorPipeline:
         generator = recipe.build_generator(recipe.parse_options(config["options"]), DataInfo.from_json(config["data"]))
         try:
             state = load_file(str(weights_path))
-        except (OSError, Exception) as e:  # safetensors raises its own error type for corrupt files
+        except Exception as e:  # OSError, or safetensors' own error type for a corrupt file
             raise LoadError(f"{weights_path} cannot be read: {e}") from None
         missing, unexpected = generator.load_state_dict(state, strict=False)
         if missing or unexpected:

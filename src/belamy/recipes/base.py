@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from belamy.config import ConfigError, _coerce
 from belamy.data.base import DataInfo
-from belamy.losses import LOSSES, AdversarialLoss
+from belamy.losses import AdversarialLoss
 from belamy.registry import Registry
 
 
@@ -131,7 +131,3 @@ class Recipe(nn.Module):
 
 
 RECIPES: Registry[type[Recipe]] = Registry("model")
-
-
-def resolve_loss(name: str) -> AdversarialLoss:
-    return LOSSES.get(name)
