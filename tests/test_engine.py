@@ -1,6 +1,7 @@
 """The engine: reproducibility, exact resume after SIGKILL, checkpoints, logs, divergence, bad data."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -183,3 +184,30 @@ def test_random_horizontal_flips_are_seeded_and_only_flip():
     assert 10 < sum(flipped) < 54  # about half of 64
     for a, b, f in zip(batches[0], plain, flipped):
         assert torch.equal(a, b.flip(2) if f else b)
+
+
+def test_bf16_autocast_trains_with_the_penalty_in_fp32(tmp_path):
+    """bf16 autocast (emulated on this CPU: slow, so a few steps) keeps WGAN-GP's penalty finite; fp16 needs CUDA."""
+    run = belamy.train(**{**TINY_DCGAN, "model": "wgan-gp", "log_every": 2}, precision="bf16", steps=2,
+                       out=str(tmp_path), name="bf16")
+    records = [json.loads(line) for line in (run.path / "log.jsonl").read_text().splitlines()]
+    assert records[0]["precision"] == "torch.bfloat16"
+    assert all(math.isfinite(records[1][k]) and records[1][k] != 0 for k in ("gp", "loss_d", "loss_g"))
+    with pytest.raises(ConfigError, match="fp16.*needs a CUDA device"):
+        belamy.train(**TINY_DCGAN, precision="fp16", steps=1, out=str(tmp_path), name="fp16")
+
+
+def test_gradient_penalty_is_computed_in_fp32_under_autocast():
+    from belamy.losses import gradient_penalty
+
+    seen = []
+
+    def critic(x):
+        seen.append(x.dtype)
+        return torch.nn.functional.linear(x.flatten(1), torch.ones(1, 4))
+
+    real, fake, alpha = torch.randn(3, 4), torch.randn(3, 4), torch.rand(3, 1)
+    with torch.autocast("cpu", torch.bfloat16):
+        penalty = gradient_penalty(critic, real, fake, alpha)
+    assert seen == [torch.float32] and penalty.dtype == torch.float32
+    assert penalty.item() == pytest.approx((2.0 - 1.0) ** 2)  # ||grad|| = ||ones(4)|| = 2

@@ -44,10 +44,14 @@ class TrainConfig:
 
     # Speed
     device: str = "auto"  # auto, cpu, cuda, mps
-    precision: str = "auto"  # auto (bf16 autocast for conv nets on CPU/CUDA where supported), fp32, bf16
+    precision: str = "auto"  # auto (bf16 autocast for conv nets where the hardware has bf16), fp32, bf16, fp16 (CUDA)
     channels_last: bool = True  # NHWC memory format for conv nets
     workers: int = 0  # DataLoader processes for folders that are decoded on the fly
     cache: bool | None = None  # keep decoded folder images in memory; None: when they fit in 2 GiB
+
+    # Several processes (torchrun; train/distributed.py). batch_size above is the global batch.
+    sync_bn: bool = False  # batch norm statistics over the global batch instead of each rank's slice
+    dist_timeout: float = 300.0  # seconds a collective waits for the other ranks before the job fails
 
     # Data handling
     hflip: bool = False  # random horizontal flips of real images
@@ -120,8 +124,9 @@ class TrainConfig:
             raise ConfigError(f"field 'channels' must be 1 or 3, got {self.channels}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"field 'ema_decay' must be in [0, 1), got {self.ema_decay}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"field 'precision' must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ConfigError(f"field 'precision' must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        positive("dist_timeout")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"field 'device' must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
         if self.lr_decay not in (None, "none", "linear"):

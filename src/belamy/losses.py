@@ -86,8 +86,10 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
 
     `alpha` [B, 1, ...] ~ U[0, 1] is passed in so that the caller's seeded generator draws it (resumable runs).
     The caller multiplies by lambda (10 in the paper)."""
-    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    grad = _input_gradient(critic(x_hat), x_hat)
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).float().requires_grad_(True)
+    with torch.autocast(x_hat.device.type, enabled=False):  # fp32: under bf16/fp16 the penalty loses its digits
+        logits = critic(x_hat)
+    grad = _input_gradient(logits, x_hat)
     return (grad.flatten(1).norm(2, dim=1) - target).square().mean()
 
 

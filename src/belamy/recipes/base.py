@@ -44,6 +44,15 @@ class Batch:
     generator: torch.Generator  # for any further randomness a phase needs (e.g. WGAN-GP's interpolation weights)
     keep_fake: bool = False  # the D step keeps G's graph in `fake`, so that the G step reuses it
     fake: Tensor | None = None  # G(z, fake_labels), set by a D step with keep_fake
+    global_size: int = 0  # under DDP: the global batch this process has the rows `rows` of (0: this batch is all)
+    rows: slice | None = None
+
+    def rand(self, *shape: int) -> Tensor:
+        """U[0, 1) draws of shape [B, *shape], one per sample, from the run's generator (resumable). Drawn for the
+        global batch and sliced to this process's rows, so a result does not depend on the number of processes."""
+        n = self.global_size or self.real.shape[0]
+        u = torch.rand((n, *shape), generator=self.generator, device=self.generator.device)
+        return (u if self.rows is None else u[self.rows]).to(self.real.device)
 
 
 class Recipe(nn.Module):

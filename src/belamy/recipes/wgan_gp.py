@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from belamy.data.base import DataInfo
@@ -41,8 +40,6 @@ class WGANGP(Recipe):
         return DCGANDiscriminator(data.shape, options.d_width, norm="layer")
 
     def d_regularizers(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
-        alpha_shape = (batch.real.shape[0],) + (1,) * (batch.real.dim() - 1)
-        alpha = torch.rand(alpha_shape, generator=batch.generator, device=batch.generator.device)
-        alpha = alpha.to(batch.real.device)
+        alpha = batch.rand(*(1,) * (batch.real.dim() - 1))
         penalty = gradient_penalty(lambda x: self.D(x, batch.labels), batch.real, fake, alpha)
         return {"gp": self.options.gp_weight * penalty}

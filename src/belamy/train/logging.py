@@ -11,8 +11,14 @@ from tqdm import tqdm
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, total_steps: int, start_step: int, progress: bool = True) -> None:
+    """`active=False` (ranks other than 0 of a distributed run) writes and shows nothing."""
+
+    def __init__(self, run_dir: Path, total_steps: int, start_step: int, progress: bool = True,
+                 active: bool = True) -> None:
+        self.active = active
         self.path = run_dir / "log.jsonl"
+        if not active:
+            return
         self._file = open(self.path, "a", buffering=1)  # line-buffered: a crash loses at most the current line
         self._bar = tqdm(total=total_steps, initial=start_step, disable=not progress, dynamic_ncols=True,
                          file=sys.stderr, unit="step")
@@ -25,10 +31,13 @@ class RunLogger:
             pass
 
     def advance(self, steps: int = 1) -> None:
-        self._bar.update(steps)
+        if self.active:
+            self._bar.update(steps)
 
     def log(self, record: dict[str, Any]) -> None:
         """One line of the JSONL log; numeric fields also go to TensorBoard and the bar's postfix."""
+        if not self.active:
+            return
         self._file.write(json.dumps(record) + "\n")
         step = record.get("step", 0)
         numbers = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "step"}
@@ -40,10 +49,14 @@ class RunLogger:
 
     def message(self, text: str, step: int, kind: str = "info") -> None:
         """An event a person must see (skipped files, stops): in the log and above the progress bar."""
+        if not self.active:
+            return
         self._file.write(json.dumps({"step": step, "event": kind, "message": text}) + "\n")
         self._bar.write(f"[{kind}] step {step}: {text}", file=sys.stderr)
 
     def close(self) -> None:
+        if not self.active:
+            return
         self._bar.close()
         self._file.close()
         if self._tb is not None:

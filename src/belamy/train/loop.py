@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from belamy.losses import LOSSES
 from belamy.pipelines.generator import MODEL_CONFIG, MODEL_WEIGHTS, GeneratorPipeline
 from belamy.recipes import RECIPES, Batch, Recipe
 from belamy.train import checkpoint as ckpt
+from belamy.train import distributed
 from belamy.train.ema import EMA, recalibrate_batchnorm
 from belamy.train.logging import RunLogger
 from belamy.train.stream import RealStream
@@ -30,7 +31,7 @@ from belamy.utils.images import make_grid, save_png, scatter_points
 
 # Fields a resumed run may change: how long and how often, never what or how it learns.
 RESUMABLE_OVERRIDES = {"steps", "epochs", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "workers",
-                       "device"}
+                       "device", "dist_timeout"}
 
 
 class TrainingDiverged(RuntimeError):
@@ -74,10 +75,12 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     return resolved
 
 
-def select_device(name: str) -> torch.device:
+def select_device(name: str, local_rank: int = 0) -> torch.device:
+    """The training device; under torchrun, "auto" and "cuda" mean this rank's GPU (cuda:LOCAL_RANK)."""
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -97,6 +100,11 @@ def autocast_dtype(precision: str, device: torch.device, data: DataInfo) -> torc
     (benchmarks/train_throughput.py). 2-D point models are too small to gain, so fp32."""
     if precision == "fp32" or (precision == "auto" and not data.is_image):
         return None
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ConfigError(f"precision 'fp16' needs a CUDA device (this run is on {device.type}): use bf16 or "
+                              f"fp32")
+        return torch.float16
     if precision == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ConfigError("precision 'bf16' was asked for but this GPU does not support bfloat16")
@@ -160,7 +168,14 @@ class _Trainer:
 
     def __init__(self, config: TrainConfig, resume_dir: Path | None, overwrite: bool, progress: bool) -> None:
         self.config = config
-        self.device = select_device(config.device)
+        self.dist = distributed.from_environment()
+        self.device = select_device(config.device, self.dist.local_rank)
+        if config.batch_size % self.dist.world_size:
+            raise ConfigError(f"batch size {config.batch_size} (the global batch) is not divisible by the "
+                              f"{self.dist.world_size} processes")
+        self.owns_process_group = self.dist.enabled and not torch.distributed.is_initialized()
+        distributed.init_process_group(self.dist, self.device, config.dist_timeout)
+        self.rows = self.dist.shard(config.batch_size)  # this rank's rows of every global batch
 
         # (1) Data, then the recipe's networks, initialized from the seed.
         self.source = open_data(config.data, config.resolution, config.channels, config.cache, config.strict_data,
@@ -170,17 +185,25 @@ class _Trainer:
         torch.manual_seed(config.seed)
         options = recipe_cls.parse_options(config.options)
         self.recipe: Recipe = recipe_cls(options, self.info, LOSSES.get(config.loss)).to(self.device)
-        self.num_classes = self.recipe.num_classes
-        self.amp_dtype = autocast_dtype(config.precision, self.device, self.info)
         self.channels_last = config.channels_last and self.info.is_image
         if self.channels_last:
             self.recipe.to(memory_format=torch.channels_last)
+        # The EMA generator is copied before batch norm goes global: rank 0 alone runs it (samples, exports).
+        self.ema = EMA(self.recipe.G, config.ema_decay) if config.ema_decay > 0 else None
+        if config.sync_bn and self.dist.enabled:
+            distributed.sync_batchnorm(self.recipe, self.device)
+        self.num_classes = self.recipe.num_classes
+        self.amp_dtype = autocast_dtype(config.precision, self.device, self.info)
 
-        # (2) Optimizers (Adam, as every recipe here prescribes) and the EMA generator.
-        G, D = self.recipe.G, self.recipe.D
+        # (2) Optimizers (Adam, as every recipe here prescribes), fp16 loss scalers, and the DDP wrappers that
+        # synchronize gradients across ranks.
+        self.G, self.D = G, D = self.recipe.G, self.recipe.D
         self.opt_g = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=config.betas)
         self.opt_d = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=config.betas)
-        self.ema = EMA(G, config.ema_decay) if config.ema_decay > 0 else None
+        self.scalers = ({"G": torch.amp.GradScaler("cuda"), "D": torch.amp.GradScaler("cuda")}
+                        if self.amp_dtype == torch.float16 else {})
+        self.ddp = {name: distributed.wrap(net, self.dist, self.device) for name, net in (("G", G), ("D", D))} \
+            if self.dist.enabled else {}
 
         # (3) Randomness: one generator for every draw of the loop (latents, labels, flips, penalties); saved in
         # checkpoints, so a resumed run continues the same stream. Fixed latents show one set of samples evolve.
@@ -190,7 +213,8 @@ class _Trainer:
         self.fixed_z = torch.randn(n_fixed, self.latent_dim, generator=fixed)
         self.fixed_y = _cycle_labels(n_fixed, self.num_classes) if self.num_classes else None
         self.stream = RealStream(self.source, config.batch_size, config.seed, self.device, config.hflip,
-                                 config.workers, self.channels_last)
+                                 config.workers, self.channels_last, self.rows,
+                                 lambda flag: distributed.all_ranks_agree(self.dist, flag))
         n_data = None if isinstance(self.source, PointDistribution) else len(self.source)
         if config.epochs is not None:
             if n_data is None:
@@ -199,18 +223,22 @@ class _Trainer:
                 config, steps=max(1, round(config.epochs * (n_data // config.batch_size))), epochs=None)
         self.step = 0
 
-        # (4) The run folder: new, or the one we resume (its newest complete checkpoint).
+        # (4) The run folder: new (made by rank 0), or the one we resume (its newest complete checkpoint).
+        main = self.dist.is_main
         if resume_dir is None:
-            self.run_dir = make_run_dir(config, overwrite)
+            self.run_dir = distributed.broadcast_object(self.dist, make_run_dir(config, overwrite) if main else None)
         else:
             self.run_dir = resume_dir
             self._restore()
-        config.save(self.run_dir / "config.yaml")
+        if main:
+            config.save(self.run_dir / "config.yaml")
         self.ckpt_root = self.run_dir / "checkpoints"
-        self.logger = RunLogger(self.run_dir, config.steps, self.step, progress)
+        self.logger = RunLogger(self.run_dir, config.steps, self.step, progress, active=main)
         self.logger.log({"step": self.step, "event": "start", "belamy": __version__, "device": str(self.device),
                          "precision": str(self.amp_dtype or "fp32"), "data": self.info.name,
                          "data_size": n_data, "batch_size": config.batch_size, "resumed": resume_dir is not None,
+                         "processes": self.dist.world_size, "batch_per_process": self.rows.stop - self.rows.start,
+                         "sync_bn": config.sync_bn and self.dist.enabled,
                          "G_params": sum(p.numel() for p in G.parameters()),
                          "D_params": sum(p.numel() for p in D.parameters())})
         if getattr(self.source, "skipped", None):
@@ -219,7 +247,7 @@ class _Trainer:
 
     @property
     def latent_dim(self) -> int:
-        return self.recipe.G.latent_dim
+        return self.G.latent_dim
 
     # --- the loop ----------------------------------------------------------------------------------------------
 
@@ -236,14 +264,14 @@ class _Trainer:
                 for i in range(config.d_steps):
                     batch = self._batch()
                     batch.keep_fake = i == config.d_steps - 1  # the G step below reuses this G forward
-                    losses = self._phase(recipe.D, self.opt_d, recipe.d_step, batch)
+                    losses = self._phase(self.D, self.opt_d, recipe.d_step, batch)
                     _accumulate(sums, losses, "loss_d")
 
                 # (2) Update G once, against the D just updated, with the last D step's latents and fakes.
-                losses = self._phase(recipe.G, self.opt_g, recipe.g_step, batch)
+                losses = self._phase(self.G, self.opt_g, recipe.g_step, batch)
                 _accumulate(sums, losses, "loss_g")
                 if self.ema is not None:
-                    self.ema.update(recipe.G, self.step)
+                    self.ema.update(self.G, self.step)
                 self.step += 1
                 interval_steps += 1
                 self.logger.advance()
@@ -261,13 +289,15 @@ class _Trainer:
                     sums, interval_start, interval_steps, t0 = {}, self.step, 0, time.perf_counter()
                 if config.sample_every and self.step % config.sample_every == 0 and not last:
                     self._check_finite(sums, interval_start)
-                    self._write_samples(self.run_dir / "samples" / f"step-{self.step:07d}.png")
+                    if self.dist.is_main:
+                        self._write_samples(self.run_dir / "samples" / f"step-{self.step:07d}.png")
                 if config.ckpt_every and self.step % config.ckpt_every == 0 and not last:
                     self._check_finite(sums, interval_start)
-                    self.save_checkpoint()
+                    if self.dist.is_main:
+                        self.save_checkpoint()
         except KeyboardInterrupt:
             # Keep what was learned: a checkpoint of the current step, if it is sound, then stop.
-            if self._finite():
+            if self.dist.is_main and self._finite():
                 path = self.save_checkpoint()
                 self.logger.message(f"interrupted; saved {path}; continue with --resume {self.run_dir}",
                                     self.step, "stop")
@@ -279,11 +309,15 @@ class _Trainer:
             raise
         # (4) The end: a last checkpoint, the EMA generator as a portable model, and the final sample grid.
         self._check_finite({}, interval_start)
-        self.save_checkpoint()
-        self._export_model()
-        self._write_samples(self.run_dir / "samples.png")
+        if self.dist.is_main:
+            self.save_checkpoint()
+            self._export_model()
+            self._write_samples(self.run_dir / "samples.png")
         self.logger.log({"step": self.step, "event": "end", "run": str(self.run_dir)})
         self.logger.close()
+        distributed.barrier(self.dist)  # every rank returns once the run folder is complete
+        if self.owns_process_group:
+            distributed.shutdown()
         return Run(self.run_dir, self.config, self.step)
 
     # --- pieces of the loop ------------------------------------------------------------------------------------
@@ -292,29 +326,52 @@ class _Trainer:
         return torch.randn(n, self.latent_dim, generator=self.rng).to(self.device)
 
     def _batch(self) -> Batch:
+        """This rank's rows of a global batch; every draw is made for the global batch (see train/distributed.py)."""
         real, labels = self.stream.next(self.rng)
-        n = real.shape[0]
-        z = self._latents(n)
+        n, rows = self.config.batch_size, self.rows
+        z = self._latents(n)[rows]
+        fake_labels = None
         if self.num_classes:
-            fake_labels = torch.randint(self.num_classes, (n,), generator=self.rng).to(self.device)
-            return Batch(real, labels, z, fake_labels, self.rng)
-        return Batch(real, None, z, None, self.rng)
+            fake_labels = torch.randint(self.num_classes, (n,), generator=self.rng)[rows].to(self.device)
+        return Batch(real, labels if self.num_classes else None, z, fake_labels, self.rng, global_size=n, rows=rows)
 
     def _phase(self, net: nn.Module, optimizer: torch.optim.Optimizer, step_fn, batch: Batch) -> dict:
         """One optimizer step of `net` on the loss the recipe's phase returns. Only `net` collects gradients."""
-        G, D = self.recipe.G, self.recipe.D
+        G, D = self.G, self.D
         net.requires_grad_(True)
         if net is G:
             D.requires_grad_(False)  # gradients flow *through* D to G, but D's weight gradients are not needed
         else:
             G.requires_grad_(batch.keep_fake)  # G's graph is kept only for the forward the G step reuses
         autocast = torch.autocast(self.device.type, self.amp_dtype) if self.amp_dtype else nullcontext()
-        with autocast:
+        with autocast, self._routed(net, batch.keep_fake):
             losses = step_fn(batch)
         optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        optimizer.step()
+        scaler = self.scalers.get("G" if net is G else "D")
+        if scaler is None:
+            losses["loss"].backward()
+            optimizer.step()
+        else:  # fp16: scale the loss so that small gradients survive, skip steps whose gradients overflowed
+            scaler.scale(losses["loss"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
         return losses
+
+    @contextmanager
+    def _routed(self, net: nn.Module, keep_fake: bool):
+        """Under DDP, the recipe's phase calls the DDP wrapper of each network whose weight gradients this phase's
+        backward computes (D in a D step; G in a G step, and in the D step whose G forward the G step reuses) and
+        the bare module otherwise. So a phase synchronizes exactly what it updates: no find_unused_parameters."""
+        if not self.ddp:
+            yield
+            return
+        recipe = self.recipe
+        recipe.G = self.ddp["G"] if net is self.G or keep_fake else self.G
+        recipe.D = self.ddp["D"] if net is self.D else self.D
+        try:
+            yield
+        finally:
+            recipe.G, recipe.D = self.G, self.D
 
     def _set_learning_rates(self) -> None:
         if self.config.lr_decay == "linear":  # to zero at the last step; stateless, so resume needs nothing
@@ -328,7 +385,8 @@ class _Trainer:
             return
         keys = list(sums)
         counts = {k: (self.config.d_steps if k in _d_keys(sums) else 1) * steps for k in keys}
-        values = torch.stack([sums[k].float() for k in keys]).tolist()  # the one host sync of the interval
+        # The one host sync of the interval (and under DDP the one collective): means over the ranks.
+        values = distributed.all_reduce_mean(self.dist, torch.stack([sums[k].float() for k in keys])).tolist()
         record: dict[str, Any] = {"step": self.step}
         for k, v in zip(keys, values):
             record[k] = v / counts[k]
@@ -362,7 +420,7 @@ class _Trainer:
     def _sampling_generator(self) -> nn.Module:
         """The EMA generator with BatchNorm statistics re-estimated for its averaged weights (or G itself)."""
         if self.ema is None:
-            return self.recipe.G
+            return self.G
         net = self.ema.shadow
         calib = torch.Generator().manual_seed(self.config.seed + 2)  # fixed: sampling never moves the train RNG
         n = 256
@@ -392,7 +450,7 @@ class _Trainer:
         save_png(image, path, {"Software": f"belamy {__version__}", "step": str(self.step)})
 
     def _modules(self) -> dict[str, nn.Module]:
-        modules = {"G": self.recipe.G, "D": self.recipe.D}
+        modules = {"G": self.G, "D": self.D}
         if self.ema is not None:
             modules["G_ema"] = self._sampling_generator()
         return modules
@@ -407,17 +465,20 @@ class _Trainer:
         optim["rng.train"] = self.rng.get_state()
         optim["rng.torch"] = torch.get_rng_state()
         state = {"belamy": __version__, "config": self.config.to_dict(), "optimizers": meta,
-                 "stream": self.stream.state_dict(), "data": self.info.to_json()}
+                 "stream": self.stream.state_dict(), "data": self.info.to_json(),
+                 "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()}}
         return ckpt.save_checkpoint(self.ckpt_root, self.step, nets, optim, state, self.config.keep_ckpts)
 
     def _restore(self) -> None:
         root = self.run_dir / "checkpoints"
-        ckpt.remove_partial(root)
+        if self.dist.is_main:
+            ckpt.remove_partial(root)
+        distributed.barrier(self.dist)
         found = ckpt.list_checkpoints(root)
         if not found:
             raise ConfigError(f"{self.run_dir} has no complete checkpoint to resume from")
         nets, optim, state = ckpt.load_checkpoint(found[-1])
-        for name, module in (("G", self.recipe.G), ("D", self.recipe.D)):
+        for name, module in (("G", self.G), ("D", self.D)):
             module.load_state_dict(ckpt.unflatten(nets, name))
         if self.ema is not None:
             self.ema.shadow.load_state_dict(ckpt.unflatten(nets, "G_ema"))
@@ -426,6 +487,9 @@ class _Trainer:
         self.rng.set_state(optim["rng.train"])
         torch.set_rng_state(optim["rng.torch"])
         self.stream.load_state_dict(state["stream"])
+        for name, scaler_state in state.get("scalers", {}).items():
+            if name in self.scalers:
+                self.scalers[name].load_state_dict(scaler_state)
         self.step = int(state["step"])
 
     def _export_model(self) -> None:

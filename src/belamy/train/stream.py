@@ -3,9 +3,14 @@
 The order of epoch e is a permutation drawn from a generator seeded by (seed, e), so the stream's whole state is
 (epoch, batches consumed): a resumed run draws exactly the batches the uninterrupted run would have drawn.
 Images travel as uint8 and become floats in [-1, 1] on the training device.
+
+Under DDP every rank walks the same global order and keeps its `shard` of each global batch, so the state stays
+(epoch, batches consumed) and is the same on every rank (train/distributed.py).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
@@ -14,8 +19,12 @@ from belamy.data.base import DataError, ImageSet, PointDistribution
 
 class RealStream:
     def __init__(self, source, batch_size: int, seed: int, device: torch.device, hflip: bool = False,
-                 workers: int = 0, channels_last: bool = False) -> None:
+                 workers: int = 0, channels_last: bool = False, shard: slice | None = None,
+                 all_ranks_agree: Callable[[bool], bool] = bool) -> None:
+        # batch_size is the global batch; this process trains on rows `shard` of each (all of them by default)
         self.source, self.batch_size, self.seed, self.device = source, batch_size, seed, device
+        self.shard = shard or slice(0, batch_size)
+        self.all_ranks_agree = all_ranks_agree  # ranks skip a batch together (distributed.all_ranks_agree)
         self.hflip, self.workers = hflip, workers
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.epoch, self.position = 0, 0
@@ -50,24 +59,26 @@ class RealStream:
             self._order_cache = (epoch, torch.randperm(len(self.source), generator=g))
         return self._order_cache[1]
 
+    def _global_batch(self, position: int) -> torch.Tensor:
+        return self._order(self.epoch)[position * self.batch_size:(position + 1) * self.batch_size]
+
     def next(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch: (real [B, ...] float on the device, labels [B] int64, -1 where unlabeled)."""
         if self.points:
             x, y = self.source.sample(self.batch_size, generator)
-            return x.to(self.device), y.to(self.device)
+            return x[self.shard].to(self.device), y[self.shard].to(self.device)
         while True:
             if self.position >= self.batches_per_epoch:
                 self.epoch, self.position, self._iterator = self.epoch + 1, 0, None
             if isinstance(self.source, ImageSet):
-                index = self._order(self.epoch)[self.position * self.batch_size:(self.position + 1) * self.batch_size]
-                index = index.to(self.device)
+                index = self._global_batch(self.position)[self.shard].to(self.device)
                 x, y = self.images[index], self.labels[index]
                 self.position += 1
             else:
                 x, y, bad = self._next_from_files()
                 self.position += 1
                 self.bad_files.extend(bad)
-                if x.dim() != 4:  # every file of this batch was bad: take the next batch
+                if not self.all_ranks_agree(x.dim() == 4):  # every file of a slice was bad: take the next batch
                     continue
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device)
             return self._to_float(x, generator), y
@@ -78,8 +89,7 @@ class RealStream:
 
             from belamy.data.folder import collate_images
 
-            order = self._order(self.epoch)
-            batches = [order[i * self.batch_size:(i + 1) * self.batch_size].tolist()
+            batches = [self._global_batch(i)[self.shard].tolist()
                        for i in range(self.position, self.batches_per_epoch)]
             loader = DataLoader(self.source, batch_sampler=batches, num_workers=self.workers,
                                 collate_fn=collate_images, pin_memory=self.device.type == "cuda",
@@ -90,6 +100,7 @@ class RealStream:
     def _to_float(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = x.to(memory_format=self.memory_format).float().div_(127.5).sub_(1.0)
         if self.hflip:
-            flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
+            # drawn for the global batch (identical on every rank), then this rank's rows of it
+            flip = (torch.rand(self.batch_size, generator=generator) < 0.5)[self.shard][:x.shape[0]].to(x.device)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         return x

@@ -1,0 +1,135 @@
+"""Several processes through torchrun (gloo over loopback on this CPU): the same weights as one process, exact
+resume after SIGKILL of every rank, and a failing or stalled rank ends the whole job in bounded time."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import belamy
+from belamy.train.checkpoint import list_checkpoints, load_checkpoint
+
+from helpers import same_tensors
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# A gan without batch statistics (no norm in G; maxout D): nothing couples the samples of a batch.
+RING = ["--model", "gan", "--data", "ring8", "-o", "g_norm=none", "-o", "g_width=32", "-o", "d_width=32",
+        "--steps", "300", "--ckpt-every", "50", "--keep-ckpts", "6", "--log-every", "50", "--sample-every", "0"]
+TINY_CONV = ["--data", "digits", "-o", "latent_dim=16", "-o", "g_width=16", "-o", "d_width=16", "--batch-size", "32",
+             "--steps", "12", "--ckpt-every", "0", "--log-every", "6", "--sample-every", "0"]
+# Two processes sum gradients (and batch-norm statistics) in another order than one: equal up to float rounding,
+# which GAN training amplifies slowly (measured: ~4e-7 after 30 steps, ~2e-4 after 300).
+TOLERANCE = 1e-5  # after <= 50 steps
+TOLERANCE_300_STEPS = 1e-3
+
+
+def _train(args: list[str], out: Path, name: str, nproc: int | None = 2, timeout: float = 180):
+    cmd = [sys.executable, "-m", "belamy", "train", *args, "--out", str(out), "--name", name, "--no-progress",
+           "--dist-timeout", "60"]
+    if nproc:
+        cmd += ["--nproc", str(nproc)]
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out / name
+
+
+def _final_nets(run: Path, step: int | None = None) -> dict[str, torch.Tensor]:
+    path = run / "checkpoints" / f"step-{step:07d}" if step else list_checkpoints(run / "checkpoints")[-1]
+    return load_checkpoint(path)[0]
+
+
+def _max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].is_floating_point())
+
+
+def _as_kwargs(args: list[str]) -> dict:
+    """The CLI flags above as belamy.train keyword arguments (the one-process runs run in-process)."""
+    from belamy.cli import _train_overrides, build_parser
+
+    return _train_overrides(build_parser().parse_args(["train", *args]))
+
+
+@pytest.fixture(scope="module")
+def two_process_ring(tmp_path_factory) -> Path:
+    return _train(RING, tmp_path_factory.mktemp("ddp"), "straight")
+
+
+def test_two_processes_equal_one_process_with_twice_the_batch(two_process_ring, tmp_path):
+    start = json.loads((two_process_ring / "log.jsonl").read_text().splitlines()[0])
+    assert (start["processes"], start["batch_size"], start["batch_per_process"]) == (2, 256, 128)
+    one = belamy.train(**_as_kwargs(RING), out=str(tmp_path), name="one", progress=False)
+    assert _max_difference(_final_nets(two_process_ring, 50), _final_nets(one.path, 50)) < TOLERANCE
+    two, single = _final_nets(two_process_ring), _final_nets(one.path)
+    assert _max_difference(two, single) < TOLERANCE_300_STEPS
+    assert not same_tensors(two, _final_nets(belamy.train(**{**_as_kwargs(RING), "seed": 1}, out=str(tmp_path),
+                                                           name="other-seed", progress=False).path))
+
+
+@pytest.mark.parametrize("model", ["dcgan", "wgan-gp"])
+def test_sync_batchnorm_two_processes_equal_one_process(model, tmp_path):
+    """BatchNorm over the global batch in G and D (dcgan), and WGAN-GP's penalty and n_critic = 5 under DDP."""
+    args = ["--model", model, *TINY_CONV]
+    two = _train([*args, "--sync-bn"], tmp_path, "two")
+    assert json.loads((two / "log.jsonl").read_text().splitlines()[0])["sync_bn"] is True
+    one = belamy.train(**_as_kwargs(args), out=str(tmp_path), name="one", progress=False)
+    assert _max_difference(_final_nets(two), _final_nets(one.path)) < TOLERANCE
+    if model == "dcgan":  # without global statistics each rank normalizes its own 16 images: another result
+        local = _train(args, tmp_path, "local-bn")
+        assert _max_difference(_final_nets(local), _final_nets(one.path)) > 1e-3
+
+
+def test_killed_two_process_run_resumes_exactly(two_process_ring, tmp_path):
+    cmd = [sys.executable, "-m", "belamy", "train", *RING, "--out", str(tmp_path), "--name", "killed",
+           "--no-progress", "--nproc", "2"]
+    launcher = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)  # its own process group: torchrun and both ranks
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 120
+    while not list_checkpoints(checkpoints) and time.time() < deadline and launcher.poll() is None:
+        time.sleep(0.05)
+    os.killpg(launcher.pid, signal.SIGKILL)
+    launcher.wait()
+    killed_at = int(list_checkpoints(checkpoints)[-1].name.split("-")[1])
+    assert 0 < killed_at < 300 and not (tmp_path / "killed" / "model.safetensors").exists()
+
+    resume = [sys.executable, "-m", "belamy", "train", "--resume", str(tmp_path / "killed"), "--no-progress",
+              "--nproc", "2"]
+    done = subprocess.run(resume, env=ENV, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert same_tensors(_final_nets(tmp_path / "killed"), _final_nets(two_process_ring))
+
+
+@pytest.mark.parametrize("mode", ["raise", "stall"])
+def test_a_failing_rank_ends_the_job(mode, tmp_path):
+    """A rank that raises, or one that stops answering, ends every process within a bounded time."""
+    worker = Path(__file__).with_name("distributed_worker.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(worker), mode,
+           "--", *RING[2:], "--out", str(tmp_path), "--name", "r", "--no-progress", "--dist-timeout", "5"]
+    t0 = time.time()
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert time.time() - t0 < 90
+    if mode == "raise":
+        assert "deliberate failure on rank 1" in done.stderr
+    else:  # rank 0 gave up waiting for rank 1 in a collective
+        assert "Timed out" in done.stderr or "timeout" in done.stderr.lower(), done.stderr[-3000:]
+    assert not (tmp_path / "r" / "model.safetensors").exists()
+
+
+def test_bad_process_counts_are_refused(tmp_path, monkeypatch, capsys):
+    from belamy.cli import main
+
+    assert main(["train", *RING, "--nproc", "0", "--out", str(tmp_path)]) == 1
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; refused before any process group is made
+    assert main(["train", *RING, "--batch-size", "255", "--out", str(tmp_path)]) == 1
+    assert "batch size 255 (the global batch) is not divisible by the 2 processes" in capsys.readouterr().err
+    monkeypatch.delenv("WORLD_SIZE")
+    assert main(["train", *RING, "--batch-size", "254", "--nproc", "1", "--out", str(tmp_path), "--steps", "1",
+                 "--no-progress"]) == 0  # one process: no torchrun, and any batch size the recipe takes
