@@ -49,6 +49,12 @@ class TrainConfig:
     workers: int = 0  # DataLoader processes for folders that are decoded on the fly
     cache: bool | None = None  # keep decoded folder images in memory; None: when they fit in 2 GiB
 
+    # Health (train/health.py): when a loss or weight turns non-finite ("nonfinite") or also when an alert fires
+    # ("alerts"), roll back to the newest checkpoint, multiply the learning rates by recover_lr_factor, continue.
+    recover: str = "nonfinite"  # none | nonfinite | alerts
+    recover_lr_factor: float = 0.5
+    max_recoveries: int = 3
+
     # Several processes (torchrun; train/distributed.py). batch_size above is the global batch.
     sync_bn: bool = False  # batch norm statistics over the global batch instead of each rank's slice
     dist_timeout: float = 300.0  # seconds a collective waits for the other ranks before the job fails
@@ -127,6 +133,11 @@ class TrainConfig:
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigError(f"field 'precision' must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         positive("dist_timeout")
+        positive("max_recoveries", allow_zero=True)
+        if self.recover not in ("none", "nonfinite", "alerts"):
+            raise ConfigError(f"field 'recover' must be none, nonfinite or alerts, got {self.recover!r}")
+        if not 0.0 < self.recover_lr_factor <= 1.0:
+            raise ConfigError(f"field 'recover_lr_factor' must be in (0, 1], got {self.recover_lr_factor}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"field 'device' must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
         if self.lr_decay not in (None, "none", "linear"):

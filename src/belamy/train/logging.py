@@ -54,6 +54,20 @@ class RunLogger:
         self._file.write(json.dumps({"step": step, "event": kind, "message": text}) + "\n")
         self._bar.write(f"[{kind}] step {step}: {text}", file=sys.stderr)
 
+    def alert(self, kind: str, text: str, figures: dict[str, float], step: int) -> None:
+        """A health alert (train/health.py): in the log with the figures that triggered it, and above the bar."""
+        if not self.active:
+            return
+        self._file.write(json.dumps({"step": step, "event": "alert", "alert": kind, "message": text,
+                                     "figures": figures}) + "\n")
+        self._bar.write(f"[alert] step {step}: {text}", file=sys.stderr)
+
+    def rewind(self, step: int) -> None:
+        """The run went back to `step` (a recovery rolled it back): the bar shows that step again."""
+        if self.active:
+            self._bar.n = step
+            self._bar.refresh()
+
     def close(self) -> None:
         if not self.active:
             return

@@ -25,6 +25,7 @@ from belamy.recipes import RECIPES, Batch, Recipe
 from belamy.train import checkpoint as ckpt
 from belamy.train import distributed
 from belamy.train.ema import EMA, recalibrate_batchnorm
+from belamy.train.health import HealthMonitor, HealthRules, gradient_norm, sample_diversity
 from belamy.train.logging import RunLogger
 from belamy.train.stream import RealStream
 from belamy.utils.images import make_grid, save_png, scatter_points
@@ -222,6 +223,9 @@ class _Trainer:
             self.config = config = dataclasses.replace(
                 config, steps=max(1, round(config.epochs * (n_data // config.batch_size))), epochs=None)
         self.step = 0
+        self.lr_scale, self.recoveries = 1.0, 0  # recovery (roll back, lower the rates) changes these
+        self.health = HealthMonitor(HealthRules(), self.recipe.loss.probability_output,
+                                    warmup_steps=int(HealthRules().warmup_fraction * config.steps))
 
         # (4) The run folder: new (made by rank 0), or the one we resume (its newest complete checkpoint).
         main = self.dist.is_main
@@ -229,7 +233,7 @@ class _Trainer:
             self.run_dir = distributed.broadcast_object(self.dist, make_run_dir(config, overwrite) if main else None)
         else:
             self.run_dir = resume_dir
-            self._restore()
+            self._restore(self._newest_checkpoint())
         if main:
             config.save(self.run_dir / "config.yaml")
         self.ckpt_root = self.run_dir / "checkpoints"
@@ -252,52 +256,19 @@ class _Trainer:
     # --- the loop ----------------------------------------------------------------------------------------------
 
     def run(self) -> Run:
-        config, recipe = self.config, self.recipe
-        sums: dict[str, torch.Tensor] = {}  # per-interval sums of the logged figures, kept on the device
-        interval_start, interval_steps, t0 = self.step, 0, time.perf_counter()
-        bad_seen = len(self.stream.bad_files)
+        config = self.config
+        self._new_interval()
         try:
             while self.step < config.steps:
-                self._set_learning_rates()
-
-                # (1) Update D: minimize its loss over d_steps fresh real batches (n_critic in WGAN).
-                for i in range(config.d_steps):
-                    batch = self._batch()
-                    batch.keep_fake = i == config.d_steps - 1  # the G step below reuses this G forward
-                    losses = self._phase(self.D, self.opt_d, recipe.d_step, batch)
-                    _accumulate(sums, losses, "loss_d")
-
-                # (2) Update G once, against the D just updated, with the last D step's latents and fakes.
-                losses = self._phase(self.G, self.opt_g, recipe.g_step, batch)
-                _accumulate(sums, losses, "loss_g")
-                if self.ema is not None:
-                    self.ema.update(self.G, self.step)
-                self.step += 1
-                interval_steps += 1
-                self.logger.advance()
-
-                # (3) Logs, samples and checkpoints at their intervals; only here does the host wait on the device.
-                if len(self.stream.bad_files) > bad_seen:
-                    new = self.stream.bad_files[bad_seen:]
-                    bad_seen = len(self.stream.bad_files)
-                    self.logger.message(f"skipped {len(new)} unreadable file(s) ({bad_seen} so far): "
-                                        f"{'; '.join(new[:3])}", self.step, "warning")
-                last = self.step == config.steps
-                if self.step % config.log_every == 0 or last:
-                    elapsed = time.perf_counter() - t0
-                    self._log(sums, interval_start, interval_steps, elapsed)
-                    sums, interval_start, interval_steps, t0 = {}, self.step, 0, time.perf_counter()
-                if config.sample_every and self.step % config.sample_every == 0 and not last:
-                    self._check_finite(sums, interval_start)
-                    if self.dist.is_main:
-                        self._write_samples(self.run_dir / "samples" / f"step-{self.step:07d}.png")
-                if config.ckpt_every and self.step % config.ckpt_every == 0 and not last:
-                    self._check_finite(sums, interval_start)
-                    if self.dist.is_main:
-                        self.save_checkpoint()
+                try:
+                    self._train_step()
+                    self._at_intervals()
+                except TrainingDiverged as e:
+                    if not self._recover(str(e)):
+                        raise
         except KeyboardInterrupt:
             # Keep what was learned: a checkpoint of the current step, if it is sound, then stop.
-            if self.dist.is_main and self._finite():
+            if self.dist.is_main and self._finite(agree=False):
                 path = self.save_checkpoint()
                 self.logger.message(f"interrupted; saved {path}; continue with --resume {self.run_dir}",
                                     self.step, "stop")
@@ -307,8 +278,8 @@ class _Trainer:
             self.logger.message(str(e), self.step, "error")
             self.logger.close()
             raise
-        # (4) The end: a last checkpoint, the EMA generator as a portable model, and the final sample grid.
-        self._check_finite({}, interval_start)
+        # The end: a last checkpoint, the EMA generator as a portable model, and the final sample grid.
+        self._check_finite()
         if self.dist.is_main:
             self.save_checkpoint()
             self._export_model()
@@ -319,6 +290,75 @@ class _Trainer:
         if self.owns_process_group:
             distributed.shutdown()
         return Run(self.run_dir, self.config, self.step)
+
+    def _train_step(self) -> None:
+        """One step: d_steps updates of D, then one of G; figures are summed on the device (no host sync)."""
+        config, recipe, sums = self.config, self.recipe, self.sums
+        self._set_learning_rates()
+        # (1) Update D: minimize its loss over d_steps fresh real batches (n_critic in WGAN).
+        for i in range(config.d_steps):
+            batch = self._batch()
+            batch.keep_fake = i == config.d_steps - 1  # the G step below reuses this G forward
+            _accumulate(sums, self._phase(self.D, self.opt_d, recipe.d_step, batch), "loss_d")
+        # (2) Update G once, against the D just updated, with the last D step's latents and fakes.
+        _accumulate(sums, self._phase(self.G, self.opt_g, recipe.g_step, batch), "loss_g")
+        if self.ema is not None:
+            self.ema.update(self.G, self.step)
+        self.step += 1
+        self.interval_steps += 1
+        if self._log_due() and batch.fake is not None:  # the health figure of the interval, from its last batch
+            self.interval_figures["diversity"] = sample_diversity(batch.fake, batch.real)
+        self.logger.advance()
+
+    def _log_due(self) -> bool:
+        return self.step % self.config.log_every == 0 or self.step == self.config.steps
+
+    def _at_intervals(self) -> None:
+        """Logs, samples and checkpoints at their intervals; only here does the host wait on the device."""
+        config = self.config
+        if len(self.stream.bad_files) > self.bad_seen:
+            new = self.stream.bad_files[self.bad_seen:]
+            self.bad_seen = len(self.stream.bad_files)
+            self.logger.message(f"skipped {len(new)} unreadable file(s) ({self.bad_seen} so far): "
+                                f"{'; '.join(new[:3])}", self.step, "warning")
+        last = self.step == config.steps
+        if self._log_due():
+            self._log()
+            self._new_interval()
+        if config.sample_every and self.step % config.sample_every == 0 and not last:
+            self._check_finite()
+            if self.dist.is_main:
+                self._write_samples(self.run_dir / "samples" / f"step-{self.step:07d}.png")
+        if config.ckpt_every and self.step % config.ckpt_every == 0 and not last:
+            self._check_finite()
+            if self.dist.is_main:
+                self.save_checkpoint()
+
+    def _new_interval(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}  # per-interval sums of the logged figures, kept on the device
+        self.interval_figures: dict[str, torch.Tensor] = {}  # figures measured once per interval
+        self.interval_start, self.interval_steps, self.t0 = self.step, 0, time.perf_counter()
+        self.bad_seen = getattr(self, "bad_seen", len(self.stream.bad_files))
+
+    def _recover(self, reason: str) -> bool:
+        """Roll back to the newest checkpoint with the learning rates lowered, if the config allows (True), else
+        False. Rolled-back steps are replayed from the checkpoint's generator state, so only the rates differ."""
+        config = self.config
+        good = ckpt.list_checkpoints(self.ckpt_root)
+        if config.recover == "none" or self.recoveries >= config.max_recoveries or not good:
+            if config.recover != "none" and self.recoveries >= config.max_recoveries:
+                self.logger.message(f"no recovery left ({self.recoveries} of {config.max_recoveries} used)",
+                                    self.step, "recovery")
+            return False
+        failed_at, lr_scale, recoveries = self.step, self.lr_scale * config.recover_lr_factor, self.recoveries + 1
+        self._restore(good[-1])
+        self.lr_scale, self.recoveries = lr_scale, recoveries
+        self.logger.rewind(self.step)
+        self.logger.message(f"{reason.split(':')[0]} at step {failed_at}: rolled back to {good[-1].name}, learning "
+                            f"rates x{config.recover_lr_factor} (now x{lr_scale:g} of the configured ones); "
+                            f"recovery {recoveries} of {config.max_recoveries}", self.step, "recovery")
+        self._new_interval()
+        return True
 
     # --- pieces of the loop ------------------------------------------------------------------------------------
 
@@ -347,12 +387,17 @@ class _Trainer:
         with autocast, self._routed(net, batch.keep_fake):
             losses = step_fn(batch)
         optimizer.zero_grad(set_to_none=True)
-        scaler = self.scalers.get("G" if net is G else "D")
+        name = "G" if net is G else "D"
+        scaler = self.scalers.get(name)
         if scaler is None:
             losses["loss"].backward()
-            optimizer.step()
         else:  # fp16: scale the loss so that small gradients survive, skip steps whose gradients overflowed
             scaler.scale(losses["loss"]).backward()
+            scaler.unscale_(optimizer)  # so that the logged gradient norm is the true one
+        losses[f"grad_norm_{name.lower()}"] = gradient_norm(net.parameters())
+        if scaler is None:
+            optimizer.step()
+        else:
             scaler.step(optimizer)
             scaler.update()
         return losses
@@ -374,46 +419,55 @@ class _Trainer:
             recipe.G, recipe.D = self.G, self.D
 
     def _set_learning_rates(self) -> None:
-        if self.config.lr_decay == "linear":  # to zero at the last step; stateless, so resume needs nothing
-            factor = 1.0 - self.step / self.config.steps
-            for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
-                for group in opt.param_groups:
-                    group["lr"] = lr * factor
+        """The configured rates x the recovery scale x the linear decay (to zero at the last step, if asked)."""
+        factor = self.lr_scale
+        if self.config.lr_decay == "linear":
+            factor *= 1.0 - self.step / self.config.steps
+        for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
 
-    def _log(self, sums: dict[str, torch.Tensor], start: int, steps: int, elapsed: float) -> None:
+    def _log(self) -> None:
+        sums, steps = self.sums, self.interval_steps
         if not sums:
             return
-        keys = list(sums)
-        counts = {k: (self.config.d_steps if k in _d_keys(sums) else 1) * steps for k in keys}
+        keys = list(sums) + list(self.interval_figures)
+        counts = {k: (self.config.d_steps if k in _d_keys(sums) else 1) * steps for k in sums}
+        tensors = [sums[k].float() for k in sums] + [v.float() for v in self.interval_figures.values()]
         # The one host sync of the interval (and under DDP the one collective): means over the ranks.
-        values = distributed.all_reduce_mean(self.dist, torch.stack([sums[k].float() for k in keys])).tolist()
+        values = distributed.all_reduce_mean(self.dist, torch.stack(tensors)).tolist()
         record: dict[str, Any] = {"step": self.step}
         for k, v in zip(keys, values):
-            record[k] = v / counts[k]
-        record["img_per_s"] = steps * self.config.batch_size / max(elapsed, 1e-9)
+            record[k] = v / counts.get(k, 1)
+        record["img_per_s"] = steps * self.config.batch_size / max(time.perf_counter() - self.t0, 1e-9)
         record["lr_g"] = self.opt_g.param_groups[0]["lr"]
         record["lr_d"] = self.opt_d.param_groups[0]["lr"]
         if self.stream.bad_files:
             record["bad_files"] = len(self.stream.bad_files)
         self.logger.log(record)
         if not all(map(_is_finite_number, values)):
-            bad = [k for k, v in zip(keys, values) if not _is_finite_number(v)]
-            self._diverged(start, bad)
+            self._diverged([k for k, v in zip(keys, values) if not _is_finite_number(v)])
+        for alert in self.health.check(record):
+            self.logger.alert(alert.kind, alert.message, alert.figures, self.step)
+            if self.config.recover == "alerts":
+                raise TrainingDiverged(f"{alert.kind.replace('_', ' ')}: {alert.message}")
 
-    def _check_finite(self, sums: dict[str, torch.Tensor], start: int) -> None:
-        if not self._finite(sums):
-            self._diverged(start, [k for k, v in sums.items() if not torch.isfinite(v).all()] or ["weights"])
+    def _check_finite(self) -> None:
+        if not self._finite():
+            self._diverged([k for k, v in self.sums.items() if not torch.isfinite(v).all()] or ["weights"])
 
-    def _finite(self, sums: dict[str, torch.Tensor] | None = None) -> bool:
-        tensors = [p for p in self.recipe.parameters()] + list((sums or {}).values())
-        return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+    def _finite(self, agree: bool = True) -> bool:
+        """Weights and this interval's sums are finite (on every rank, when `agree`: one collective)."""
+        tensors = [p for p in self.recipe.parameters()] + list(self.sums.values())
+        finite = bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+        return distributed.all_ranks_agree(self.dist, finite) if agree else finite
 
-    def _diverged(self, start: int, what: list[str]) -> None:
+    def _diverged(self, what: list[str]) -> None:
         good = ckpt.list_checkpoints(self.run_dir / "checkpoints")
         where = f"the last good checkpoint is {good[-1]} (--resume {self.run_dir} continues from it)" if good \
             else "no checkpoint was saved before it"
-        raise TrainingDiverged(f"non-finite values ({', '.join(what)}) between steps {start} and {self.step}: "
-                               f"training stopped; {where}. Try lower --lr-g/--lr-d or another --loss.")
+        raise TrainingDiverged(f"non-finite values ({', '.join(what)}) between steps {self.interval_start} and "
+                               f"{self.step}: training stopped; {where}. Try lower --lr-g/--lr-d or another --loss.")
 
     # --- samples, checkpoints, the exported model ----------------------------------------------------------------
 
@@ -466,10 +520,11 @@ class _Trainer:
         optim["rng.torch"] = torch.get_rng_state()
         state = {"belamy": __version__, "config": self.config.to_dict(), "optimizers": meta,
                  "stream": self.stream.state_dict(), "data": self.info.to_json(),
-                 "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()}}
+                 "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
+                 "lr_scale": self.lr_scale, "recoveries": self.recoveries}
         return ckpt.save_checkpoint(self.ckpt_root, self.step, nets, optim, state, self.config.keep_ckpts)
 
-    def _restore(self) -> None:
+    def _newest_checkpoint(self) -> Path:
         root = self.run_dir / "checkpoints"
         if self.dist.is_main:
             ckpt.remove_partial(root)
@@ -477,7 +532,10 @@ class _Trainer:
         found = ckpt.list_checkpoints(root)
         if not found:
             raise ConfigError(f"{self.run_dir} has no complete checkpoint to resume from")
-        nets, optim, state = ckpt.load_checkpoint(found[-1])
+        return found[-1]
+
+    def _restore(self, path: Path) -> None:
+        nets, optim, state = ckpt.load_checkpoint(path)
         for name, module in (("G", self.G), ("D", self.D)):
             module.load_state_dict(ckpt.unflatten(nets, name))
         if self.ema is not None:
@@ -487,6 +545,7 @@ class _Trainer:
         self.rng.set_state(optim["rng.train"])
         torch.set_rng_state(optim["rng.torch"])
         self.stream.load_state_dict(state["stream"])
+        self.lr_scale, self.recoveries = float(state.get("lr_scale", 1.0)), int(state.get("recoveries", 0))
         for name, scaler_state in state.get("scalers", {}).items():
             if name in self.scalers:
                 self.scalers[name].load_state_dict(scaler_state)
@@ -521,7 +580,7 @@ def _accumulate(sums: dict[str, torch.Tensor], losses: dict[str, torch.Tensor], 
 
 def _d_keys(sums: dict[str, torch.Tensor]) -> set[str]:
     """Figures summed once per D step (d_steps times per step) rather than once per step."""
-    return {k for k in sums if k.startswith("d_") or k in ("loss_d", "gp", "r1")}
+    return {k for k in sums if k.startswith("d_") or k in ("loss_d", "gp", "r1", "grad_norm_d")}
 
 
 def _is_finite_number(v: float) -> bool:
