@@ -34,8 +34,15 @@ TRAIN_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--keep-ckpts", "keep_ckpts", {"type": int}),
     ("--n-samples", "n_samples", {"type": int, "help": "images per sample grid"}),
     ("--device", "device", {"help": "auto, cpu, cuda[:N] or mps"}),
-    ("--precision", "precision", {"choices": ("auto", "fp32", "bf16")}),
+    ("--precision", "precision", {"choices": ("auto", "fp32", "bf16", "fp16"),
+                                  "help": "autocast dtype; fp16 (CUDA) adds loss scaling; default auto"}),
     ("--workers", "workers", {"type": int, "help": "data loader processes for on-the-fly folders"}),
+    ("--dist-timeout", "dist_timeout", {"type": float, "help": "seconds a rank waits for the others (torchrun)"}),
+    ("--recover", "recover", {"choices": ("none", "nonfinite", "alerts"),
+                              "help": "roll back to the last checkpoint with lower learning rates on non-finite "
+                                      "values (default) or also on health alerts"}),
+    ("--recover-lr-factor", "recover_lr_factor", {"type": float, "help": "learning-rate factor per recovery"}),
+    ("--max-recoveries", "max_recoveries", {"type": int}),
 ]
 
 
@@ -50,6 +57,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hflip", action="store_true", help="random horizontal flips of real images")
     p.add_argument("--strict-data", action="store_true", help="refuse unreadable files at start-up")
     p.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
+    p.add_argument("--sync-bn", action="store_true", help="batch norm over the global batch (several processes)")
+    p.add_argument("--nproc", type=int, help="train in N processes on this machine (launches torchrun); with "
+                   "torchrun, launch `torchrun --nproc-per-node N -m belamy train ...` instead")
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, help="decode a folder into memory")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder exactly where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
@@ -62,7 +72,7 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {field: given[field] for _, field, _ in TRAIN_FLAGS if field in given}
     if "betas" in overrides:
         overrides["betas"] = tuple(overrides["betas"])
-    for flag, field in (("hflip", "hflip"), ("strict_data", "strict_data")):
+    for flag, field in (("hflip", "hflip"), ("strict_data", "strict_data"), ("sync_bn", "sync_bn")):
         if given.get(flag):
             overrides[field] = True
     if given.get("no_channels_last"):
@@ -82,11 +92,22 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     import belamy
+    from belamy.train import distributed
 
     overrides = _train_overrides(args)
+    nproc = getattr(args, "nproc", None)
+    if nproc is not None:
+        if nproc < 1:
+            raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+        if distributed.from_environment().enabled:
+            raise ConfigError("--nproc launches torchrun itself: do not combine it with torchrun")
+        if nproc > 1:
+            return distributed.launch(nproc, _without_nproc(args.argv))
     run = belamy.train(getattr(args, "config", None), resume=getattr(args, "resume", None),
                        overwrite=getattr(args, "overwrite", False), progress=not getattr(args, "no_progress", False),
                        **overrides)
+    if not distributed.from_environment().is_main:
+        return 0
     print(f"run:         {run.path}")
     print(f"samples:     {run.path / 'samples.png'}  (and {run.path / 'samples'}/ over time)")
     print(f"config:      {run.path / 'config.yaml'}")
@@ -94,6 +115,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"checkpoints: {run.path / 'checkpoints'}  (continue with: belamy train --resume {run.path})")
     print(f"model:       {run.path / 'model.safetensors'} + config.json  (belamy sample {run.path})")
     return 0
+
+
+def _without_nproc(argv: Sequence[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
 
 
 def _add_sample(sub: argparse._SubParsersAction) -> None:
@@ -154,6 +187,75 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="measure a run (FID, KID, IS, precision/recall, density/coverage)",
+                       description="Measure a run's samples against its training data (or any --fake against any "
+                                   "--real) and print a table; with a run, write RUN/metrics.json.")
+    p.add_argument("run", nargs="?", help="run folder (runs/NAME) or model folder: the fake side")
+    p.add_argument("--real", help="real images: a data set name, a folder, or a .npz statistics file "
+                                  "(default: the run's training data)")
+    p.add_argument("--fake", help="fake images: a folder, a run folder or a .npz file (default: the run)")
+    p.add_argument("--metrics", default="fid,kid,pr", help="comma-separated: fid, kid, is, pr, dc (default "
+                                                           "fid,kid,pr)")
+    p.add_argument("--n", type=int, help="fake images (a run: 10000 samples; a folder: all files)")
+    p.add_argument("--n-real", type=int, help="real images (default: all)")
+    p.add_argument("--extractor", default="auto", help="auto (classifier for labeled data, else inception), "
+                                                       "classifier or inception")
+    p.add_argument("--weights", help="Inception weights file (default: $BELAMY_HOME/weights/"
+                                     "pt_inception-2015-12-05-6726825d.pth)")
+    p.add_argument("--resizer", default="clean", choices=("clean", "legacy"),
+                   help="clean: antialiased bicubic (clean-fid); legacy: bilinear, no antialiasing (pytorch-fid)")
+    p.add_argument("--resolution", type=int, help="side real data sets and folders are read at (default: the "
+                                                  "fake images')")
+    p.add_argument("--seed", type=int, default=0, help="latents of the run's samples")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu", help="cpu, cuda[:N] or mps: generator and extractor")
+    p.add_argument("--out", help="metrics JSON (default RUN/metrics.json; none without a run)")
+    p.add_argument("--no-cache", action="store_true", help="measure reference statistics again")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from belamy import __version__
+    from belamy.metrics import evaluate, format_table
+    from belamy.metrics.sources import training_data_of
+    from belamy.train.checkpoint import write_json_atomic
+
+    if args.run is None and (args.real is None or args.fake is None):
+        raise ValueError("give a run folder (belamy eval runs/NAME), or both --real and --fake")
+    fake = args.fake or args.run
+    real = args.real or training_data_of(args.run)
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    result = evaluate(real, fake, names, args.extractor, args.n, n_real=args.n_real, seed=args.seed,
+                      batch_size=args.batch_size, resolution=args.resolution, device=args.device,
+                      weights=args.weights, resizer=args.resizer, cache=not args.no_cache,
+                      progress=not args.no_progress)
+    print(f"belamy eval: fake {fake}, real {real}")
+    print(format_table(result))
+    out = args.out or (Path(args.run) / "metrics.json" if args.run else None)
+    if out:
+        write_json_atomic(Path(out), {"belamy": __version__, "fake": str(fake), "real": str(real), **result})
+        print(f"wrote {out}")
+    return 0
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write an HTML report of a run (status, alerts, plots, samples, metrics)",
+                       description="Write one self-contained HTML page (plots and samples embedded) that shows "
+                                   "whether a run is healthy; works on a run still training.")
+    p.add_argument("run", help="run folder (runs/NAME)")
+    p.add_argument("--out", help="HTML file (default RUN/report.html)")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from belamy.report import write_report
+
+    print(f"wrote {write_report(args.run, args.out)}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -189,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_sample(sub)
     _add_interpolate(sub)
+    _add_eval(sub)
+    _add_report(sub)
     p = sub.add_parser("models", help="list the GAN recipes")
     p.add_argument("--verbose", "-v", action="store_true", help="show defaults and options")
     p.set_defaults(func=cmd_models)
@@ -199,7 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

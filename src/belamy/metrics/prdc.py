@@ -6,8 +6,11 @@ A set's manifold is the union of closed balls around its points, each ball's rad
 point to its k-th nearest neighbour in its own set (the point itself excluded). Argument order: fake first, real
 second (torch-fidelity's convention). Counts come back with the fractions so results can be compared exactly.
 
-Distances are never held all at once: rows are processed `chunk_size` at a time (peak memory about four
-float64 matrices of chunk_size x the other set's size: 320 MB for 1,000 x 10,000). Each chunk's squared distances
+Distances between the two sets are never held all at once: rows are processed `chunk_size` at a time (peak memory
+about four float64 matrices of chunk_size x the other set's size: 320 MB for 1,000 x 10,000), and one pass serves
+both directions of precision/recall. Within one set (the k-NN radii) the dot products are formed whole when they fit
+in gram.WHOLE_GRAM_BYTES (1 GiB: up to 11,585 points), because X X^T is a symmetric product that BLAS computes with half
+the arithmetic (syrk); larger sets are done in chunks like the cross distances. Each chunk's squared distances
 come from the Gram form |a|^2 + |b|^2 - 2 a.b (one matrix product, fast), and every comparison that this form
 cannot decide for certain - those within its rounding-error bound of the threshold - is redone with the direct
 sum of squared differences. Decisions, and so counts, are those of difference-based distances (as scipy's
@@ -18,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from belamy.metrics.fid import as_feature_pair, as_float64_features
+from belamy.metrics.gram import PairDots, within_dots
 
 # Bound on |Gram-form squared distance - direct-form squared distance| per unit (|a| + |b|)^2 and dimension:
 # the dot product and the squared norms are within gamma_D = D u of exact whatever the summation order (BLAS
@@ -51,18 +55,29 @@ def _direct_sq_distances(a: np.ndarray, b: np.ndarray, rows: np.ndarray, cols: n
     return out
 
 
-def _knn_sq_radii(x: np.ndarray, k: int, chunk_size: int) -> np.ndarray:
-    """Squared distance from each row of x [N, D] to its k-th nearest neighbour in x, itself excluded [N]."""
+def _knn_sq_radii(x: np.ndarray, k: int, chunk_size: int, dots: np.ndarray | None = None) -> np.ndarray:
+    """Squared distance from each row of x [N, D] to its k-th nearest neighbour in x, itself excluded [N].
+
+    dots: x @ x.T when the caller has it (gram.PairDots); else formed here when it fits, or chunk by chunk."""
     n, dim = x.shape
     if not 1 <= k < n:
         raise ValueError(f"k must be between 1 and N - 1 = {n - 1} (a point's neighbours exclude itself), got {k}")
     sq = np.einsum("ij,ij->i", x, x)
     norm = np.sqrt(sq)
     radii = np.empty(n)
+    # numpy multiplies x by its own transpose with BLAS syrk: half a general product's work. The error bound below
+    # holds for any summation order, so the decisions (and radii) are the same as from the chunked products.
+    if dots is None:
+        dots = within_dots(x)
     for start in range(0, n, chunk_size):
         a = x[start:start + chunk_size]
         m = len(a)
-        g = _gram_sq_distances(a, x, sq[start:start + m], sq)
+        if dots is None:
+            g = _gram_sq_distances(a, x, sq[start:start + m], sq)
+        else:
+            g = dots[start:start + m] * -2
+            g += sq[start:start + m, None]
+            g += sq[None, :]
         g[np.arange(m), start + np.arange(m)] = 0.0  # a point's distance to itself is exactly 0
         # Index k, not k - 1: the point itself is the 0th neighbour (torch-fidelity's kthvalue(k + 1)).
         g_k = np.partition(g, k, axis=1)[:, k]
@@ -76,10 +91,21 @@ def _knn_sq_radii(x: np.ndarray, k: int, chunk_size: int) -> np.ndarray:
     return radii
 
 
+def _chunk_sq_distances(a: np.ndarray, b: np.ndarray, sq_a: np.ndarray, sq_b: np.ndarray,
+                        dots: np.ndarray | None) -> np.ndarray:
+    """Gram-form squared distances of a chunk of rows `a` to `b`, from their precomputed dot products when given."""
+    if dots is None:
+        return _gram_sq_distances(a, b, sq_a, sq_b)
+    d2 = dots * -2
+    d2 += sq_a[:, None]
+    d2 += sq_b[None, :]
+    return d2
+
+
 def _count_in_balls(points: np.ndarray, centres: np.ndarray, sq_radii: np.ndarray,
-                    chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+                    chunk_size: int, dots: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """For closed balls around `centres` [M, D] of squared radii [M]: how many balls hold each point [N] (int),
-    and whether each ball holds any point [M] (bool)."""
+    and whether each ball holds any point [M] (bool). dots: points @ centres.T, when the caller has it."""
     dim = points.shape[1]
     sq_p, sq_c = np.einsum("ij,ij->i", points, points), np.einsum("ij,ij->i", centres, centres)
     norm_p, norm_c = np.sqrt(sq_p), np.sqrt(sq_c)
@@ -88,7 +114,8 @@ def _count_in_balls(points: np.ndarray, centres: np.ndarray, sq_radii: np.ndarra
     for start in range(0, len(points), chunk_size):
         a = points[start:start + chunk_size]
         m = len(a)
-        g = _gram_sq_distances(a, centres, sq_p[start:start + m], sq_c)
+        g = _chunk_sq_distances(a, centres, sq_p[start:start + m], sq_c,
+                                None if dots is None else dots[start:start + m])
         g -= sq_radii[None, :]  # now > 0 outside a ball, <= 0 inside (closed balls)
         inside = g <= 0
         rows, cols = np.nonzero(np.abs(g) <= _error_bound(dim, norm_p[start:start + m], norm_c))
@@ -99,11 +126,48 @@ def _count_in_balls(points: np.ndarray, centres: np.ndarray, sq_radii: np.ndarra
     return per_point, ball_hit
 
 
-def _check_pair(fake: np.ndarray, real: np.ndarray, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+def _count_in_balls_both_ways(x: np.ndarray, y: np.ndarray, sq_radii_x: np.ndarray, sq_radii_y: np.ndarray,
+                              chunk_size: int, dots: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """With closed balls around every point of x [N, D] and of y [M, D] (squared radii [N], [M]): whether each x
+    lies in some y ball [N] (bool), and whether each y lies in some x ball [M] (bool).
+
+    The same decisions as two `_count_in_balls` calls (x in y's balls, y in x's balls), from one pass over the
+    x-y distances instead of two: each chunk's Gram-form distances are compared with both sets of radii, and
+    only the pairs too close to either radius to call are redone with the direct distance. dots: x @ y.T, when the
+    caller has it."""
+    dim = x.shape[1]
+    sq_x, sq_y = np.einsum("ij,ij->i", x, x), np.einsum("ij,ij->i", y, y)
+    norm_x, norm_y = np.sqrt(sq_x), np.sqrt(sq_y)
+    x_in_y = np.empty(len(x), dtype=bool)
+    y_in_x = np.zeros(len(y), dtype=bool)
+    for start in range(0, len(x), chunk_size):
+        a = x[start:start + chunk_size]
+        m = len(a)
+        g = _chunk_sq_distances(a, y, sq_x[start:start + m], sq_y, None if dots is None else dots[start:start + m])
+        bound = _error_bound(dim, norm_x[start:start + m], norm_y)
+        r_x = sq_radii_x[start:start + m, None]
+        in_y_ball = g <= sq_radii_y[None, :]  # a[i] in the ball of y[j]
+        in_x_ball = g <= r_x  # y[j] in the ball of a[i]
+        unsure_y = np.abs(g - sq_radii_y[None, :]) <= bound
+        unsure_x = np.abs(g - r_x) <= bound
+        rows, cols = np.nonzero(unsure_y | unsure_x)
+        if len(rows):  # too close to call from the Gram form: decide by the direct distance
+            exact = _direct_sq_distances(a, y, rows, cols)
+            in_y_ball[rows, cols] = exact <= sq_radii_y[cols]
+            in_x_ball[rows, cols] = exact <= sq_radii_x[start + rows]
+        x_in_y[start:start + m] = in_y_ball.any(axis=1)
+        y_in_x |= in_x_ball.any(axis=0)
+    return x_in_y, y_in_x
+
+
+def _check_pair(fake: np.ndarray, real: np.ndarray, chunk_size: int,
+                dots: PairDots | None) -> tuple[np.ndarray, np.ndarray, PairDots | None]:
     x, y = as_feature_pair(fake, real)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    return x, y
+    if dots is not None and not dots.matches(x, y):
+        raise ValueError("dots were formed from other features than the fake and real given")
+    return x, y, dots
 
 
 def features_to_knn_radii(features: np.ndarray, k: int, chunk_size: int = 1000) -> np.ndarray:
@@ -114,17 +178,19 @@ def features_to_knn_radii(features: np.ndarray, k: int, chunk_size: int = 1000) 
     return np.sqrt(_knn_sq_radii(x, k, chunk_size))
 
 
-def precision_recall_features_to_metric(fake: np.ndarray, real: np.ndarray, k: int = 3,
-                                        chunk_size: int = 1000) -> dict[str, float]:
+def precision_recall_features_to_metric(fake: np.ndarray, real: np.ndarray, k: int = 3, chunk_size: int = 1000,
+                                        dots: PairDots | None = None) -> dict[str, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019, sec. 2), k = 3 as in the paper.
 
     precision = fraction of fake samples inside some real sample's k-NN ball (fidelity);
     recall = fraction of real samples inside some fake sample's k-NN ball (diversity).
     Returns precision, recall, f_score (2pr / (p + r), torch-fidelity's), precision_count and recall_count
-    (ints, the numerators), with fractions in float64 (torch-fidelity rounds them to float32)."""
-    x, y = _check_pair(fake, real, chunk_size)
-    fake_in_real, _ = _count_in_balls(x, y, _knn_sq_radii(y, k, chunk_size), chunk_size)
-    real_in_fake, _ = _count_in_balls(y, x, _knn_sq_radii(x, k, chunk_size), chunk_size)
+    (ints, the numerators), with fractions in float64 (torch-fidelity rounds them to float32).
+    dots: the features' dot products when another metric shares them (gram.PairDots(fake, real))."""
+    x, y, dots = _check_pair(fake, real, chunk_size, dots)
+    ff, rr, fr = (None, None, None) if dots is None else (dots.fake_fake(), dots.real_real(), dots.fake_real())
+    fake_in_real, real_in_fake = _count_in_balls_both_ways(x, y, _knn_sq_radii(x, k, chunk_size, ff),
+                                                           _knn_sq_radii(y, k, chunk_size, rr), chunk_size, fr)
     precision_count, recall_count = int(np.count_nonzero(fake_in_real)), int(np.count_nonzero(real_in_fake))
     precision, recall = precision_count / len(x), recall_count / len(y)
     return {"precision": precision, "recall": recall,
@@ -132,17 +198,19 @@ def precision_recall_features_to_metric(fake: np.ndarray, real: np.ndarray, k: i
             "precision_count": precision_count, "recall_count": recall_count}
 
 
-def density_coverage_features_to_metric(fake: np.ndarray, real: np.ndarray, k: int = 5,
-                                        chunk_size: int = 1000) -> dict[str, float]:
+def density_coverage_features_to_metric(fake: np.ndarray, real: np.ndarray, k: int = 5, chunk_size: int = 1000,
+                                        dots: PairDots | None = None) -> dict[str, float]:
     """Density and coverage (Naeem et al. 2020, sec. 3), k = 5 as in the paper; only real samples get balls, so
     that outliers among the fakes cannot inflate the manifold.
 
     density = (1 / (k M)) sum_j sum_i 1[d(real_i, fake_j) <= NND_k(real_i)] over M fake, N real samples: how many
     real balls hold a fake on average, relative to k (not capped at 1; about 1 when fake and real match).
     coverage = (1 / N) sum_i 1[some fake lies in real_i's ball]: the share of real neighbourhoods reached.
-    Returns density, coverage, density_count (the double sum) and coverage_count (ints)."""
-    x, y = _check_pair(fake, real, chunk_size)
-    balls_per_fake, real_ball_hit = _count_in_balls(x, y, _knn_sq_radii(y, k, chunk_size), chunk_size)
+    Returns density, coverage, density_count (the double sum) and coverage_count (ints).
+    dots: the features' dot products when another metric shares them (gram.PairDots(fake, real))."""
+    x, y, dots = _check_pair(fake, real, chunk_size, dots)
+    rr, fr = (None, None) if dots is None else (dots.real_real(), dots.fake_real())
+    balls_per_fake, real_ball_hit = _count_in_balls(x, y, _knn_sq_radii(y, k, chunk_size, rr), chunk_size, fr)
     density_count, coverage_count = int(balls_per_fake.sum()), int(np.count_nonzero(real_ball_hit))
     return {"density": density_count / (k * len(x)), "coverage": coverage_count / len(y),
             "density_count": density_count, "coverage_count": coverage_count}
