@@ -8,6 +8,14 @@ import torch
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 1)))
 
 
+@pytest.fixture(autouse=True)
+def belamy_home(tmp_path_factory, monkeypatch):
+    """One BELAMY_HOME for the whole session, never the user's: cached classifiers and statistics are made once."""
+    home = tmp_path_factory.getbasetemp() / "belamy-home"
+    monkeypatch.setenv("BELAMY_HOME", str(home))
+    return home
+
+
 @pytest.fixture(scope="session")
 def digits_classifier():
     """A classifier of scikit-learn's 8x8 digits (trained once per session, a second or two)."""

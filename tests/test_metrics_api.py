@@ -25,14 +25,6 @@ from belamy.registry import UnknownNameError
 from belamy.utils.images import to_pil
 
 
-@pytest.fixture(autouse=True)
-def belamy_home(tmp_path_factory, monkeypatch):
-    """One BELAMY_HOME per test session (shared with test_metrics_extractors.py): the classifier trains once."""
-    home = tmp_path_factory.getbasetemp() / "belamy-home"
-    monkeypatch.setenv("BELAMY_HOME", str(home))
-    return home
-
-
 @pytest.fixture(scope="module")
 def digits():
     return open_data("digits")

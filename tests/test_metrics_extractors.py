@@ -19,14 +19,6 @@ from belamy.metrics.extractors.base import match_channels, to_uint8_range
 from belamy.metrics.extractors.inception import WEIGHTS_FILE, WEIGHTS_URL
 
 
-@pytest.fixture(autouse=True)
-def belamy_home(tmp_path_factory, monkeypatch):
-    """One BELAMY_HOME per test session (shared with test_metrics_api.py): the classifier trains once."""
-    home = tmp_path_factory.getbasetemp() / "belamy-home"
-    monkeypatch.setenv("BELAMY_HOME", str(home))
-    return home
-
-
 @pytest.fixture(scope="module")
 def inception_files(tmp_path_factory):
     """Random FID-Inception weights saved as .pth and .safetensors. Kaiming (fan-in, ReLU) init keeps activations

@@ -38,6 +38,11 @@ TRAIN_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
                                   "help": "autocast dtype; fp16 (CUDA) adds loss scaling; default auto"}),
     ("--workers", "workers", {"type": int, "help": "data loader processes for on-the-fly folders"}),
     ("--dist-timeout", "dist_timeout", {"type": float, "help": "seconds a rank waits for the others (torchrun)"}),
+    ("--eval-every", "eval_every", {"type": int, "help": "measure the EMA generator every N steps; keeps RUN/best"}),
+    ("--eval-metrics", "eval_metrics", {"help": "comma-separated, default fid (fid,kid,pr,dc,is,classes)"}),
+    ("--eval-n", "eval_n", {"type": int, "help": "samples per evaluation (default 2000)"}),
+    ("--eval-extractor", "eval_extractor", {"help": "auto, classifier or inception"}),
+    ("--eval-weights", "eval_weights", {"help": "Inception weights file for --eval-extractor inception"}),
     ("--recover", "recover", {"choices": ("none", "nonfinite", "alerts"),
                               "help": "roll back to the last checkpoint with lower learning rates on non-finite "
                                       "values (default) or also on health alerts"}),

@@ -72,6 +72,14 @@ class TrainConfig:
     keep_ckpts: int = 3  # the last K checkpoints are kept
     n_samples: int = 64  # images in each sample grid
 
+    # Measuring during training (belamy.metrics): every eval_every steps, on eval_n samples of the EMA generator
+    # against the training data; the generator with the best FID so far is kept in RUN/best/ (a model folder).
+    eval_every: int = 0  # 0: never
+    eval_metrics: str = "fid"  # comma-separated: fid, kid, pr, dc, is, classes (belamy eval --help)
+    eval_n: int = 2000
+    eval_extractor: str = "auto"  # auto (the classifier for labeled data sets, else inception), classifier, inception
+    eval_weights: str | None = None  # Inception weights file (else BELAMY_HOME)
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         if d["betas"] is not None:
@@ -124,7 +132,7 @@ class TrainConfig:
         for name in ("batch_size", "steps", "log_every", "keep_ckpts", "n_samples", "lr_g", "lr_d", "d_steps",
                      "resolution", "epochs"):
             positive(name)
-        for name in ("sample_every", "ckpt_every", "workers"):
+        for name in ("sample_every", "ckpt_every", "workers", "eval_every"):
             positive(name, allow_zero=True)
         if self.channels not in (None, 1, 3):
             raise ConfigError(f"field 'channels' must be 1 or 3, got {self.channels}")
@@ -133,6 +141,7 @@ class TrainConfig:
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigError(f"field 'precision' must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         positive("dist_timeout")
+        positive("eval_n")
         positive("max_recoveries", allow_zero=True)
         if self.recover not in ("none", "nonfinite", "alerts"):
             raise ConfigError(f"field 'recover' must be none, nonfinite or alerts, got {self.recover!r}")

@@ -37,6 +37,7 @@ KEY_KID, KEY_KID_STD = "kid", "kid_std"
 KEY_IS, KEY_IS_STD = "is", "is_std"
 KEY_PRECISION, KEY_RECALL = "precision", "recall"
 KEY_DENSITY, KEY_COVERAGE = "density", "coverage"
+KEY_CLASSES_COVERED, KEY_CLASS_KL, KEY_CLASS_ACCURACY = "classes_covered", "class_kl", "class_accuracy"
 
 DEFAULT_METRICS: tuple[str, ...] = ("fid", "kid", "pr")
 
@@ -125,6 +126,24 @@ def _dc(inputs: MetricInputs) -> dict[str, Any]:
     r = density_coverage_features_to_metric(x, y, k=inputs.settings.dc_k, chunk_size=inputs.settings.chunk_size,
                                             dots=inputs.dots("density/coverage"))
     return {KEY_DENSITY: r["density"], KEY_COVERAGE: r["coverage"]}
+
+
+@METRICS.register("classes", "the classifier's histogram of fake classes: classes covered, KL to uniform, and for "
+                            "class-conditional generators the accuracy on the classes asked for")
+def _classes(inputs: MetricInputs) -> dict[str, Any]:
+    fake = inputs.fake
+    if fake.extractor.get("name") != "classifier":
+        raise ValueError("the classes metric reads the in-domain classifier's predictions: use extractor "
+                         "'classifier' (labeled data sets)")
+    predicted = fake.require_logits("the class histogram").argmax(1)
+    k = fake.logits.shape[1]
+    p = np.bincount(predicted, minlength=k) / len(predicted)
+    covered = p > 0
+    result: dict[str, Any] = {KEY_CLASSES_COVERED: int(covered.sum()),
+                              KEY_CLASS_KL: float((p[covered] * np.log(p[covered] * k)).sum())}
+    if fake.labels is not None:  # does `--class 7` give sevens?
+        result[KEY_CLASS_ACCURACY] = float((predicted == fake.labels).mean())
+    return result
 
 
 # --- choosing the extractor ----------------------------------------------------------------------------------------

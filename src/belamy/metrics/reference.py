@@ -115,6 +115,7 @@ class FeatureSet:
     sigma: np.ndarray | None = None  # [D, D] float64
     extractor: dict[str, Any] = field(default_factory=dict)  # FeatureExtractor.info() of the extractor used
     source: str = ""  # where it came from, for messages (a file path, "features array", ...)
+    labels: np.ndarray | None = None  # images of a conditional generator: the class each was asked for (not saved)
 
     def __post_init__(self) -> None:
         if self.features is None and (self.mu is None or self.sigma is None):

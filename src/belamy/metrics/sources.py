@@ -57,6 +57,7 @@ class ImageSource:
     labeled: Callable[[], ImageSet] | None = None  # all images with labels, to train the classifier on
     cache_key: str | None = None  # identity of the exact images, for BELAMY_HOME/stats; None: never cached
     skipped: list[str] = field(default_factory=list)  # 'path: reason' of files that could not be decoded
+    intended_labels: np.ndarray | None = None  # a conditional generator: the class asked for, image by image
 
 
 Source = ImageSource | FeatureSet
@@ -209,7 +210,8 @@ def _generator_source(g: GeneratorPipeline, n: int | None, seed: int, name: str)
             labels = rows % g.num_classes if g.num_classes else None
             yield g.generate(z[rows], labels, batch_size)
 
-    return ImageSource(f"run:{name}", f"samples seed={seed}", n, h, c, batches)
+    intended = np.arange(n) % g.num_classes if g.num_classes else None
+    return ImageSource(f"run:{name}", f"samples seed={seed}", n, h, c, batches, intended_labels=intended)
 
 
 def _array_source(x: np.ndarray | Tensor, n: int | None, seed: int) -> Source:
@@ -320,7 +322,7 @@ def measure(source: ImageSource, extractor: FeatureExtractor, batch_size: int = 
     fingerprint = Fingerprint(source.dataset, source.split, len(feats), source.resolution, extractor.resizer,
                               extractor.name, extractor.weights_sha256, int(feats.shape[1]))
     stats = FeatureSet(fingerprint, feats, np.concatenate(logits) if logits else None, mu, sigma,
-                       extractor.info(), source=source.dataset)
+                       extractor.info(), source=source.dataset, labels=source.intended_labels)
     if cache_path is not None:
         save_stats(cache_path, stats)
         stats.source = str(cache_path)

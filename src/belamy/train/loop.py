@@ -32,7 +32,8 @@ from belamy.utils.images import make_grid, save_png, scatter_points
 
 # Fields a resumed run may change: how long and how often, never what or how it learns.
 RESUMABLE_OVERRIDES = {"steps", "epochs", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "workers",
-                       "device", "dist_timeout"}
+                       "device", "dist_timeout", "eval_every", "eval_metrics", "eval_n", "eval_extractor",
+                       "eval_weights"}
 
 
 class TrainingDiverged(RuntimeError):
@@ -224,6 +225,7 @@ class _Trainer:
                 config, steps=max(1, round(config.epochs * (n_data // config.batch_size))), epochs=None)
         self.step = 0
         self.lr_scale, self.recoveries = 1.0, 0  # recovery (roll back, lower the rates) changes these
+        self.best_fid = float("inf")  # of the --eval-every evaluations so far
         self.health = HealthMonitor(HealthRules(), self.recipe.loss.probability_output,
                                     warmup_steps=int(HealthRules().warmup_fraction * config.steps))
 
@@ -329,6 +331,11 @@ class _Trainer:
             self._check_finite()
             if self.dist.is_main:
                 self._write_samples(self.run_dir / "samples" / f"step-{self.step:07d}.png")
+        if config.eval_every and (self.step % config.eval_every == 0 or last):
+            self._check_finite()
+            if self.dist.is_main:
+                self._evaluate()
+            distributed.barrier(self.dist)
         if config.ckpt_every and self.step % config.ckpt_every == 0 and not last:
             self._check_finite()
             if self.dist.is_main:
@@ -521,7 +528,7 @@ class _Trainer:
         state = {"belamy": __version__, "config": self.config.to_dict(), "optimizers": meta,
                  "stream": self.stream.state_dict(), "data": self.info.to_json(),
                  "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
-                 "lr_scale": self.lr_scale, "recoveries": self.recoveries}
+                 "lr_scale": self.lr_scale, "recoveries": self.recoveries, "best_fid": self.best_fid}
         return ckpt.save_checkpoint(self.ckpt_root, self.step, nets, optim, state, self.config.keep_ckpts)
 
     def _newest_checkpoint(self) -> Path:
@@ -546,16 +553,13 @@ class _Trainer:
         torch.set_rng_state(optim["rng.torch"])
         self.stream.load_state_dict(state["stream"])
         self.lr_scale, self.recoveries = float(state.get("lr_scale", 1.0)), int(state.get("recoveries", 0))
+        self.best_fid = float(state.get("best_fid", float("inf")))
         for name, scaler_state in state.get("scalers", {}).items():
             if name in self.scalers:
                 self.scalers[name].load_state_dict(scaler_state)
         self.step = int(state["step"])
 
-    def _export_model(self) -> None:
-        """The portable model: config.json + model.safetensors (the generator used for sampling), no code."""
-        G = self._sampling_generator()
-        tensors = {k: v.detach().contiguous().cpu() for k, v in G.state_dict().items()}
-        ckpt.save_file_atomic(tensors, self.run_dir / MODEL_WEIGHTS, metadata={"format": "pt"})
+    def _model_config(self) -> dict[str, Any]:
         model_config = {
             "belamy": __version__, "recipe": self.config.model, "options": self.config.options,
             "data": self.info.to_json(), "latent_dim": self.latent_dim, "num_classes": self.num_classes,
@@ -565,7 +569,55 @@ class _Trainer:
         if isinstance(self.source, PointDistribution):
             model_config["modes"] = self.source.modes.tolist()
             model_config["mode_std"] = self.source.std
-        ckpt.write_json_atomic(self.run_dir / MODEL_CONFIG, model_config)
+        return model_config
+
+    def _export_model(self, folder: Path | None = None, **extra: Any) -> None:
+        """The portable model: config.json + model.safetensors (the generator used for sampling), no code."""
+        folder = folder or self.run_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        G = self._sampling_generator()
+        tensors = {k: v.detach().contiguous().cpu() for k, v in G.state_dict().items()}
+        # weights first, config last: a folder whose config.json names this step holds this step's weights
+        ckpt.save_file_atomic(tensors, folder / MODEL_WEIGHTS, metadata={"format": "pt"})
+        ckpt.write_json_atomic(folder / MODEL_CONFIG, {**self._model_config(), **extra})
+
+    def _evaluate(self) -> None:
+        # The extractor may train its classifier (once, cached), which seeds torch's global generator: keep ours.
+        with torch.random.fork_rng(devices=[]):
+            self._measure()
+
+    def _measure(self) -> None:
+        """--eval-every: metrics of the sampling generator against the training data; the best FID's generator is
+        kept in RUN/best/. Seeded apart from training (seed + 3), so measuring never changes what is learned."""
+        import copy
+
+        config = self.config
+        pipeline = GeneratorPipeline(copy.deepcopy(self._sampling_generator()), self._model_config(), self.device)
+        record: dict[str, Any] = {"step": self.step, "event": "eval"}
+        if isinstance(self.source, PointDistribution):
+            from belamy.metrics import mode_coverage
+
+            points = pipeline.sample(config.eval_n, seed=config.seed + 3)
+            record.update(mode_coverage(points.cpu(), self.source.modes, self.source.std))
+            self.logger.log(record)
+            return
+        from belamy.metrics import evaluate
+
+        metrics = [m.strip() for m in config.eval_metrics.split(",") if m.strip()]
+        result = evaluate(config.data, pipeline, metrics, config.eval_extractor, n=config.eval_n,
+                          seed=config.seed + 3, device=str(self.device), weights=config.eval_weights)
+        record.update({k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        extractor = result.get("extractor", {})
+        record["extractor"] = extractor.get("name", "")
+        if extractor.get("accuracy") is not None:
+            record["extractor_accuracy"] = extractor["accuracy"]
+        self.logger.log(record)
+        fid = record.get("fid")
+        if fid is not None and fid < self.best_fid:
+            self.best_fid = fid
+            self._export_model(self.run_dir / "best", fid=fid, metrics=record)
+            self.logger.message(f"best FID so far: {fid:.4g} (generator kept in {self.run_dir / 'best'})",
+                                self.step, "info")
 
 
 # --- small helpers ---------------------------------------------------------------------------------------------
