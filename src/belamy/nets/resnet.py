@@ -19,9 +19,11 @@ class GeneratorBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, num_classes: int) -> None:
         super().__init__()
         self.norm1, self.norm2 = Norm2d(in_ch, num_classes), Norm2d(out_ch, num_classes)
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, 1, 1)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1)
-        self.shortcut = nn.Conv2d(in_ch, out_ch, 1)
+        # No biases: every output of a block reaches a batch norm (the next block's, or the generator's last),
+        # which removes a per-channel constant, so a bias here would get a zero gradient and drift on rounding noise.
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
+        self.shortcut = nn.Conv2d(in_ch, out_ch, 1, bias=False)
 
     def forward(self, x: Tensor, y: Tensor | None) -> Tensor:
         h = F.interpolate(F.relu(self.norm1(x, y)), scale_factor=2.0, mode="nearest")
@@ -65,14 +67,15 @@ class ResNetGenerator(nn.Module):
         channels, resolution, _ = shape
         self.latent_dim, self.num_classes, self.width = latent_dim, num_classes, width
         self.base, levels = split_resolution(resolution)
-        self.stem = nn.Linear(latent_dim, self.base * self.base * width)
+        self.stem = nn.Linear(latent_dim, self.base * self.base * width, bias=False)  # batch norm follows
         self.blocks = nn.ModuleList(GeneratorBlock(width, width, num_classes) for _ in range(levels))
         self.out_norm = nn.BatchNorm2d(width)
         self.to_image = nn.Conv2d(width, channels, 3, 1, 1)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         check_condition(y, self.num_classes, z.shape[0])
