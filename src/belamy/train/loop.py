@@ -226,8 +226,9 @@ class _Trainer:
         self.step = 0
         self.lr_scale, self.recoveries = 1.0, 0  # recovery (roll back, lower the rates) changes these
         self.best_fid = float("inf")  # of the --eval-every evaluations so far
-        self.health = HealthMonitor(HealthRules(), self.recipe.loss.probability_output,
-                                    warmup_steps=int(HealthRules().warmup_fraction * config.steps))
+        rules = HealthRules()
+        self.health = HealthMonitor(rules, self.recipe.loss.probability_output,
+                                    warmup_steps=int(rules.warmup_fraction * config.steps))
 
         # (4) The run folder: new (made by rank 0), or the one we resume (its newest complete checkpoint).
         main = self.dist.is_main
