@@ -117,7 +117,7 @@ def test_a_failing_rank_ends_the_job(mode, tmp_path):
     if mode == "raise":
         assert "deliberate failure on rank 1" in done.stderr
     else:  # rank 0 gave up waiting for rank 1 in a collective
-        assert "Timed out" in done.stderr or "timeout" in done.stderr.lower(), done.stderr[-3000:]
+        assert "Timed out" in done.stderr, done.stderr[-3000:]  # gloo's collective timeout on rank 0
     assert not (tmp_path / "r" / "model.safetensors").exists()
 
 

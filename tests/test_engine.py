@@ -211,3 +211,12 @@ def test_gradient_penalty_is_computed_in_fp32_under_autocast():
         penalty = gradient_penalty(critic, real, fake, alpha)
     assert seen == [torch.float32] and penalty.dtype == torch.float32
     assert penalty.item() == pytest.approx((2.0 - 1.0) ** 2)  # ||grad|| = ||ones(4)|| = 2
+
+
+def test_a_batch_with_skipped_files_keeps_every_tensor_the_same_size(tmp_path):
+    """WGAN-GP's interpolation needs as many latents and weights as real images: fewer when files were skipped."""
+    folder = _image_folder(tmp_path / "imgs", n=14, bad=[("broken.png", b"not an image"), ("empty.jpg", b"")])
+    run = belamy.train(model="wgan-gp", data=str(folder), resolution=8, channels=3, cache=False, batch_size=8,
+                       steps=6, options={"g_width": 8, "d_width": 8}, sample_every=0, log_every=3,
+                       out=str(tmp_path / "runs"), name="r", progress=False)
+    assert run.step == 6 and "broken.png" in (run.path / "log.jsonl").read_text()

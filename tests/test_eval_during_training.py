@@ -33,3 +33,16 @@ def test_conditional_runs_report_class_accuracy_and_points_report_modes(tmp_path
     ring = belamy.train(model="gan", data="ring8", steps=40, log_every=20, eval_every=20, eval_n=500,
                         out=str(tmp_path), name="g", progress=False)
     assert [set(e) >= {"modes_covered", "high_quality", "kl_uniform"} for e in _evals(ring.path)] == [True, True]
+
+
+def test_the_best_generator_survives_a_resume(tmp_path):
+    part = belamy.train(**TINY_DCGAN, steps=40, eval_every=20, eval_n=300, ckpt_every=20, out=str(tmp_path),
+                        name="r")
+    first = json.loads((part.path / "best" / "config.json").read_text())["fid"]
+    run = belamy.train(resume=part.path, steps=80, progress=False)
+    evals = _evals(run.path)
+    assert [e["step"] for e in evals] == [20, 40, 60, 80]
+    best = json.loads((run.path / "best" / "config.json").read_text())
+    assert best["fid"] == min(e["fid"] for e in evals) <= first
+    state = json.loads(sorted((run.path / "checkpoints").iterdir())[-1].joinpath("state.json").read_text())
+    assert state["best_fid"] == best["fid"] and "streaks" in state["health"]

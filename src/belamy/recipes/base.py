@@ -52,7 +52,8 @@ class Batch:
         global batch and sliced to this process's rows, so a result does not depend on the number of processes."""
         n = self.global_size or self.real.shape[0]
         u = torch.rand((n, *shape), generator=self.generator, device=self.generator.device)
-        return (u if self.rows is None else u[self.rows]).to(self.real.device)
+        u = u if self.rows is None else u[self.rows]
+        return u[:self.real.shape[0]].to(self.real.device)  # fewer rows when unreadable files were skipped
 
 
 class Recipe(nn.Module):

@@ -5,7 +5,8 @@ launched by torchrun. belamy adds no communication of its own; it only decides w
   the union of the ranks' batches is exactly the batch one process would draw.
 - Every random draw (latents, labels, flips, penalty weights) is made for the whole global batch from the run's
   generator, which is identical on every rank, and then sliced. So a run's result does not depend on N (up to the
-  order of float sums), and the generator state plus the stream position (also identical) make resume exact.
+  order of float sums) unless batch norm normalizes each rank's slice alone (without `sync_bn`), and the generator
+  state plus the stream position (also identical) make resume exact.
 - Rank 0 alone writes: the run folder, logs, sample grids, checkpoints. Every rank reads the same checkpoint.
 - A rank that raises ends its process; torchrun then stops the others. Collectives time out after `dist_timeout`
   seconds, so even a rank that vanishes outside torchrun cannot hang the job forever.
@@ -102,11 +103,12 @@ def all_reduce_mean(info: Dist, tensor: Tensor) -> Tensor:
     return tensor / info.world_size
 
 
-def all_ranks_agree(info: Dist, flag: bool) -> bool:
-    """True when `flag` is true on every rank (e.g. "my slice of this batch has images")."""
+def all_ranks_agree(info: Dist, flag: bool, device: torch.device) -> bool:
+    """True when `flag` is true on every rank (e.g. "my slice of this batch has images"). The tensor lives on the
+    training device: NCCL reduces CUDA tensors only."""
     if not info.enabled:
         return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
     return bool(t.item())
 
@@ -129,7 +131,7 @@ class GlobalBatchNorm(_BatchNorm):
     all-reduce (torch.distributed.nn.functional.all_reduce, whose backward all-reduces the gradients).
 
     The same computation as torch.nn.SyncBatchNorm (Zhang et al. 2018, "Context Encoding", cross-GPU BN), for the
-    devices that one refuses (CPU, MPS). Counts per rank may differ. In eval mode, or with a single process, it is
+    CPU, which that one refuses. Counts per rank may differ. In eval mode, or with a single process, it is
     plain batch norm."""
 
     def _check_input_dim(self, x: Tensor) -> None:

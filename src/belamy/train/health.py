@@ -43,9 +43,19 @@ class HealthMonitor:
     rules: HealthRules
     probability_output: bool  # D(x) is a probability (logistic losses); the overpowering rule needs that
     warmup_steps: int = 0
-    _streaks: dict[str, int] = field(default_factory=dict)
-    _peak_grad_g: float = 0.0
-    _peak_diversity: float = 0.0
+    _streaks: dict[str, int] = field(default_factory=dict, init=False)
+    _peak_grad_g: float = field(default=0.0, init=False)
+    _peak_diversity: float = field(default=0.0, init=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps, so that a resumed or rolled-back run judges as the uninterrupted one did."""
+        return {"streaks": dict(self._streaks), "peak_grad_g": self._peak_grad_g,
+                "peak_diversity": self._peak_diversity}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._streaks = {k: int(v) for k, v in state.get("streaks", {}).items()}
+        self._peak_grad_g = float(state.get("peak_grad_g", 0.0))
+        self._peak_diversity = float(state.get("peak_diversity", 0.0))
 
     def check(self, record: dict[str, Any]) -> list[Alert]:
         """The alerts that the interval `record` (a log record) completes."""
@@ -81,8 +91,11 @@ class HealthMonitor:
         return self._streaks[rule] == self.rules.patience
 
 
-def sample_diversity(fake: Tensor, real: Tensor, n: int = 64) -> Tensor:
-    """Mean pairwise L2 distance of up to `n` fakes over that of up to `n` reals (a device tensor: no host sync)."""
+def sample_diversity(fake: Tensor, real: Tensor, n: int = 64) -> Tensor | None:
+    """Mean pairwise L2 distance of up to `n` fakes over that of up to `n` reals (a device tensor: no host sync);
+    None when either side has fewer than 2 rows (a tiny per-process batch)."""
+    if fake.shape[0] < 2 or real.shape[0] < 2:
+        return None
     fake = fake.detach()[:n].flatten(1).float()
     real = real.detach()[:n].flatten(1).float()
     return torch.pdist(fake).mean() / torch.pdist(real).mean().clamp_min(1e-12)
@@ -90,7 +103,8 @@ def sample_diversity(fake: Tensor, real: Tensor, n: int = 64) -> Tensor:
 
 def gradient_norm(parameters) -> Tensor:
     """The global L2 norm of the parameters' gradients (as clip_grad_norm_ computes it, without clipping)."""
+    parameters = list(parameters)
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
-        return torch.zeros(())
+        return torch.zeros((), device=parameters[0].device if parameters else None)
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))

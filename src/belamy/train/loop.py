@@ -5,6 +5,7 @@ and runs the recipe's phases (n D steps, then one G step) in a loop that reads t
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import time
 from contextlib import contextmanager, nullcontext
@@ -77,8 +78,11 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     return resolved
 
 
-def select_device(name: str, local_rank: int = 0) -> torch.device:
+def select_device(name: str, local_rank: int = 0, distributed_run: bool = False) -> torch.device:
     """The training device; under torchrun, "auto" and "cuda" mean this rank's GPU (cuda:LOCAL_RANK)."""
+    if distributed_run and (name.startswith("cuda:") or name == "mps"):
+        raise ConfigError(f"device {name!r} under torchrun: each process takes its own GPU (cuda:LOCAL_RANK) with "
+                          f"--device cuda or auto; MPS has no distributed backend (use --device cpu)")
     if name in ("auto", "cuda") and torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
@@ -137,6 +141,16 @@ def make_run_dir(config: TrainConfig, overwrite: bool) -> Path:
     return path
 
 
+def _check_eval_config(config: TrainConfig) -> None:
+    from belamy.metrics.api import METRICS
+    from belamy.metrics.extractors import EXTRACTORS
+
+    for name in config.eval_metrics.split(","):
+        METRICS.get(name.strip())
+    if config.eval_extractor != "auto":
+        EXTRACTORS.get(config.eval_extractor)
+
+
 def _cycle_labels(n: int, num_classes: int) -> torch.Tensor:
     return torch.arange(n) % num_classes
 
@@ -171,13 +185,15 @@ class _Trainer:
     def __init__(self, config: TrainConfig, resume_dir: Path | None, overwrite: bool, progress: bool) -> None:
         self.config = config
         self.dist = distributed.from_environment()
-        self.device = select_device(config.device, self.dist.local_rank)
+        self.device = select_device(config.device, self.dist.local_rank, self.dist.enabled)
         if config.batch_size % self.dist.world_size:
             raise ConfigError(f"batch size {config.batch_size} (the global batch) is not divisible by the "
                               f"{self.dist.world_size} processes")
         self.owns_process_group = self.dist.enabled and not torch.distributed.is_initialized()
         distributed.init_process_group(self.dist, self.device, config.dist_timeout)
         self.rows = self.dist.shard(config.batch_size)  # this rank's rows of every global batch
+        if config.eval_every:
+            _check_eval_config(config)  # a typo fails now, not after eval_every steps
 
         # (1) Data, then the recipe's networks, initialized from the seed.
         self.source = open_data(config.data, config.resolution, config.channels, config.cache, config.strict_data,
@@ -190,7 +206,8 @@ class _Trainer:
         self.channels_last = config.channels_last and self.info.is_image
         if self.channels_last:
             self.recipe.to(memory_format=torch.channels_last)
-        # The EMA generator is copied before batch norm goes global: rank 0 alone runs it (samples, exports).
+        # The EMA generator is copied before batch norm goes global: only rank 0 runs it (samples, exports), alone,
+        # so its batch norm must not wait for the other ranks.
         self.ema = EMA(self.recipe.G, config.ema_decay) if config.ema_decay > 0 else None
         if config.sync_bn and self.dist.enabled:
             distributed.sync_batchnorm(self.recipe, self.device)
@@ -216,7 +233,7 @@ class _Trainer:
         self.fixed_y = _cycle_labels(n_fixed, self.num_classes) if self.num_classes else None
         self.stream = RealStream(self.source, config.batch_size, config.seed, self.device, config.hflip,
                                  config.workers, self.channels_last, self.rows,
-                                 lambda flag: distributed.all_ranks_agree(self.dist, flag))
+                                 lambda flag: distributed.all_ranks_agree(self.dist, flag, self.device))
         n_data = None if isinstance(self.source, PointDistribution) else len(self.source)
         if config.epochs is not None:
             if n_data is None:
@@ -226,6 +243,7 @@ class _Trainer:
         self.step = 0
         self.lr_scale, self.recoveries = 1.0, 0  # recovery (roll back, lower the rates) changes these
         self.best_fid = float("inf")  # of the --eval-every evaluations so far
+        self.bad_seen = len(self.stream.bad_files)  # unreadable files already reported
         rules = HealthRules()
         self.health = HealthMonitor(rules, self.recipe.loss.probability_output,
                                     warmup_steps=int(rules.warmup_fraction * config.steps))
@@ -237,6 +255,9 @@ class _Trainer:
         else:
             self.run_dir = resume_dir
             self._restore(self._newest_checkpoint())
+        best = self.run_dir / "best" / MODEL_CONFIG  # an evaluation after the newest checkpoint may be better
+        if resume_dir is not None and best.is_file():
+            self.best_fid = min(self.best_fid, float(json.loads(best.read_text()).get("fid", float("inf"))))
         if main:
             config.save(self.run_dir / "config.yaml")
         self.ckpt_root = self.run_dir / "checkpoints"
@@ -310,7 +331,9 @@ class _Trainer:
         self.step += 1
         self.interval_steps += 1
         if self._log_due() and batch.fake is not None:  # the health figure of the interval, from its last batch
-            self.interval_figures["diversity"] = sample_diversity(batch.fake, batch.real)
+            diversity = sample_diversity(batch.fake, batch.real)
+            if diversity is not None:
+                self.interval_figures["diversity"] = diversity
         self.logger.advance()
 
     def _log_due(self) -> bool:
@@ -342,27 +365,37 @@ class _Trainer:
             if self.dist.is_main:
                 self.save_checkpoint()
 
+    def _rollback_target(self) -> Path | None:
+        """The checkpoint a recovery would return to, or None (recovery off or used up, or nothing saved yet).
+        Rank 0 decides and tells the others: ranks never branch on what each sees of the file system."""
+        config = self.config
+        if config.recover == "none" or self.recoveries >= config.max_recoveries:
+            return None
+        good = ckpt.list_checkpoints(self.ckpt_root) if self.dist.is_main else None
+        return distributed.broadcast_object(self.dist, good[-1] if good else None)
+
     def _new_interval(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}  # per-interval sums of the logged figures, kept on the device
         self.interval_figures: dict[str, torch.Tensor] = {}  # figures measured once per interval
         self.interval_start, self.interval_steps, self.t0 = self.step, 0, time.perf_counter()
-        self.bad_seen = getattr(self, "bad_seen", len(self.stream.bad_files))
 
     def _recover(self, reason: str) -> bool:
         """Roll back to the newest checkpoint with the learning rates lowered, if the config allows (True), else
         False. Rolled-back steps are replayed from the checkpoint's generator state, so only the rates differ."""
         config = self.config
-        good = ckpt.list_checkpoints(self.ckpt_root)
-        if config.recover == "none" or self.recoveries >= config.max_recoveries or not good:
-            if config.recover != "none" and self.recoveries >= config.max_recoveries:
-                self.logger.message(f"no recovery left ({self.recoveries} of {config.max_recoveries} used)",
-                                    self.step, "recovery")
+        target = self._rollback_target()
+        if target is None:
+            if config.recover != "none":
+                why = (f"all {config.max_recoveries} used" if self.recoveries >= config.max_recoveries
+                       else "no checkpoint saved yet")
+                self.logger.message(f"no recovery possible ({why})", self.step, "recovery")
             return False
         failed_at, lr_scale, recoveries = self.step, self.lr_scale * config.recover_lr_factor, self.recoveries + 1
-        self._restore(good[-1])
-        self.lr_scale, self.recoveries = lr_scale, recoveries
+        best_fid = self.best_fid  # RUN/best/ holds it, whatever the checkpoint remembers
+        self._restore(target)
+        self.lr_scale, self.recoveries, self.best_fid = lr_scale, recoveries, min(best_fid, self.best_fid)
         self.logger.rewind(self.step)
-        self.logger.message(f"{reason.split(':')[0]} at step {failed_at}: rolled back to {good[-1].name}, learning "
+        self.logger.message(f"{reason.split(':')[0]} at step {failed_at}: rolled back to {target.name}, learning "
                             f"rates x{config.recover_lr_factor} (now x{lr_scale:g} of the configured ones); "
                             f"recovery {recoveries} of {config.max_recoveries}", self.step, "recovery")
         self._new_interval()
@@ -376,11 +409,11 @@ class _Trainer:
     def _batch(self) -> Batch:
         """This rank's rows of a global batch; every draw is made for the global batch (see train/distributed.py)."""
         real, labels = self.stream.next(self.rng)
-        n, rows = self.config.batch_size, self.rows
-        z = self._latents(n)[rows]
+        n, rows, k = self.config.batch_size, self.rows, real.shape[0]  # k < B/N when unreadable files were skipped
+        z = self._latents(n)[rows][:k]
         fake_labels = None
         if self.num_classes:
-            fake_labels = torch.randint(self.num_classes, (n,), generator=self.rng)[rows].to(self.device)
+            fake_labels = torch.randint(self.num_classes, (n,), generator=self.rng)[rows][:k].to(self.device)
         return Batch(real, labels if self.num_classes else None, z, fake_labels, self.rng, global_size=n, rows=rows)
 
     def _phase(self, net: nn.Module, optimizer: torch.optim.Optimizer, step_fn, batch: Batch) -> dict:
@@ -402,12 +435,18 @@ class _Trainer:
         else:  # fp16: scale the loss so that small gradients survive, skip steps whose gradients overflowed
             scaler.scale(losses["loss"]).backward()
             scaler.unscale_(optimizer)  # so that the logged gradient norm is the true one
-        losses[f"grad_norm_{name.lower()}"] = gradient_norm(net.parameters())
+        norm = gradient_norm(net.parameters())
         if scaler is None:
             optimizer.step()
         else:
+            # An overflow is GradScaler's business (it skips the step and lowers the scale), not a divergence: the
+            # skipped step is counted, and its infinite norm is not logged.
+            overflow = ~torch.isfinite(norm)
+            losses[f"fp16_skipped_{name.lower()}"] = overflow.float()
+            norm = torch.where(overflow, torch.zeros_like(norm), norm)
             scaler.step(optimizer)
             scaler.update()
+        losses[f"grad_norm_{name.lower()}"] = norm
         return losses
 
     @contextmanager
@@ -457,7 +496,7 @@ class _Trainer:
             self._diverged([k for k, v in zip(keys, values) if not _is_finite_number(v)])
         for alert in self.health.check(record):
             self.logger.alert(alert.kind, alert.message, alert.figures, self.step)
-            if self.config.recover == "alerts":
+            if self.config.recover == "alerts" and self._rollback_target() is not None:
                 raise TrainingDiverged(f"{alert.kind.replace('_', ' ')}: {alert.message}")
 
     def _check_finite(self) -> None:
@@ -468,7 +507,7 @@ class _Trainer:
         """Weights and this interval's sums are finite (on every rank, when `agree`: one collective)."""
         tensors = [p for p in self.recipe.parameters()] + list(self.sums.values())
         finite = bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
-        return distributed.all_ranks_agree(self.dist, finite) if agree else finite
+        return distributed.all_ranks_agree(self.dist, finite, self.device) if agree else finite
 
     def _diverged(self, what: list[str]) -> None:
         good = ckpt.list_checkpoints(self.run_dir / "checkpoints")
@@ -529,7 +568,9 @@ class _Trainer:
         state = {"belamy": __version__, "config": self.config.to_dict(), "optimizers": meta,
                  "stream": self.stream.state_dict(), "data": self.info.to_json(),
                  "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
-                 "lr_scale": self.lr_scale, "recoveries": self.recoveries, "best_fid": self.best_fid}
+                 "lr_scale": self.lr_scale, "recoveries": self.recoveries,
+                 "best_fid": None if self.best_fid == float("inf") else self.best_fid,
+                 "health": self.health.state_dict()}
         return ckpt.save_checkpoint(self.ckpt_root, self.step, nets, optim, state, self.config.keep_ckpts)
 
     def _newest_checkpoint(self) -> Path:
@@ -554,7 +595,8 @@ class _Trainer:
         torch.set_rng_state(optim["rng.torch"])
         self.stream.load_state_dict(state["stream"])
         self.lr_scale, self.recoveries = float(state.get("lr_scale", 1.0)), int(state.get("recoveries", 0))
-        self.best_fid = float(state.get("best_fid", float("inf")))
+        self.best_fid = float("inf") if state.get("best_fid") is None else float(state["best_fid"])
+        self.health.load_state_dict(state.get("health", {}))
         for name, scaler_state in state.get("scalers", {}).items():
             if name in self.scalers:
                 self.scalers[name].load_state_dict(scaler_state)
