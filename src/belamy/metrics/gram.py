@@ -2,8 +2,8 @@
 
 KID's kernels (kid.py) are functions of x.y, and the k-NN balls of precision/recall and density/coverage (prdc.py)
 are decided from |x|^2 + |y|^2 - 2 x.y: on the same features they need the same three matrices, fake x fake^T,
-real x real^T and fake x real^T. Formed once, they serve every metric, and KID's 100 subsets become look-ups
-instead of 300 matrix products. Within-set products are symmetric, which BLAS computes with half the arithmetic
+real x real^T and fake x real^T. Formed once, they serve every metric, and KID's 100 subsets come from one pass
+over each matrix instead of 300 matrix products. Within-set products are symmetric, which BLAS computes with half the arithmetic
 (numpy calls syrk for x @ x.T).
 
 Each matrix is formed only when it fits in `max_bytes` (1 GiB by default: 11,585 x 11,585 float64); above that,

@@ -69,25 +69,39 @@ def _knn_sq_radii(x: np.ndarray, k: int, chunk_size: int, dots: np.ndarray | Non
     # holds for any summation order, so the decisions (and radii) are the same as from the chunked products.
     if dots is None:
         dots = within_dots(x)
+    half_sq = sq / 2
+    buf = np.empty(min(chunk_size, n) * n)
     for start in range(0, n, chunk_size):
         a = x[start:start + chunk_size]
         m = len(a)
+        h = buf[:m * n].reshape(m, n)
+        # a_i.x_j - |x_j|^2 / 2 = (|a_i|^2 - d_ij^2) / 2: the squared Gram-form distance, shifted by the same |a_i|^2
+        # along a row and scaled by -1/2 (exactly: a power of 2), so the nearest points have the largest values.
         if dots is None:
-            g = _gram_sq_distances(a, x, sq[start:start + m], sq)
+            np.matmul(a, x.T, out=h)
+            h -= half_sq[None, :]
         else:
-            g = dots[start:start + m] * -2
-            g += sq[start:start + m, None]
-            g += sq[None, :]
-        g[np.arange(m), start + np.arange(m)] = 0.0  # a point's distance to itself is exactly 0
-        # Index k, not k - 1: the point itself is the 0th neighbour (torch-fidelity's kthvalue(k + 1)).
-        g_k = np.partition(g, k, axis=1)[:, k]
+            np.subtract(dots[start:start + m], half_sq[None, :], out=h)
+        h[np.arange(m), start + np.arange(m)] = half_sq[start:start + m]  # a point's distance to itself is exactly 0
+        # The k + 1 largest (the point itself is the 0th neighbour: torch-fidelity's kthvalue(k + 1)).
+        top = np.argpartition(h, n - 1 - k, axis=1)[:, n - 1 - k:]  # [m, k + 1]
+        h_k = h[np.arange(m), top[:, 0]]
         # Every point whose true distance could be at or below the true k-th one lies within twice the largest
-        # error bound of the approximate k-th value; recompute those exactly and take the k-th of them.
-        slack = 2 * _error_bound(dim, norm[start:start + m], norm.max()[None])[:, 0]
-        rows, cols = np.nonzero(g <= (g_k + slack)[:, None])
-        g.fill(np.inf)  # reuse the chunk's buffer: only the candidates' exact distances matter from here
-        g[rows, cols] = _direct_sq_distances(a, x, rows, cols)
-        radii[start:start + m] = np.partition(g, k, axis=1)[:, k]
+        # error bound of the approximate k-th value (half that here, on the halved scale); recompute those
+        # exactly and take the k-th of them. Usually they are the k + 1 found; near-ties add a few.
+        threshold = h_k - _error_bound(dim, norm[start:start + m], norm.max()[None])[:, 0]
+        near = h >= threshold[:, None]
+        more = np.flatnonzero(np.count_nonzero(near, axis=1) > k + 1)
+        rows, cols = np.repeat(np.arange(m), k + 1), top.ravel()
+        if len(more):
+            keep = ~np.isin(rows, more)
+            extra_rows, extra_cols = np.nonzero(near[more])
+            rows = np.concatenate([rows[keep], more[extra_rows]])
+            cols = np.concatenate([cols[keep], extra_cols])
+        exact = _direct_sq_distances(a, x, rows, cols)
+        order = np.lexsort((exact, rows))  # each row's candidates together, nearest first
+        first = np.searchsorted(rows[order], np.arange(m))
+        radii[start:start + m] = exact[order][first + k]
     return radii
 
 
@@ -132,31 +146,46 @@ def _count_in_balls_both_ways(x: np.ndarray, y: np.ndarray, sq_radii_x: np.ndarr
     lies in some y ball [N] (bool), and whether each y lies in some x ball [M] (bool).
 
     The same decisions as two `_count_in_balls` calls (x in y's balls, y in x's balls), from one pass over the
-    x-y distances instead of two: each chunk's Gram-form distances are compared with both sets of radii, and
-    only the pairs too close to either radius to call are redone with the direct distance. dots: x @ y.T, when the
-    caller has it."""
+    x-y distances instead of two, and from margins rather than pair-by-pair comparisons: x_i is in some y ball when
+    min_j (d_ij - r_j) <= 0, and y_j in some x ball when min_i (d_ij - r_i) <= 0, so each chunk costs two sums and
+    two minima of its Gram-form distances. A margin within the largest error bound of its row (or column) is
+    decided by direct distances, for the pairs of that row (column) within the bound of their radius; every other
+    pair's Gram-form decision is certain. dots: x @ y.T, when the caller has it."""
     dim = x.shape[1]
     sq_x, sq_y = np.einsum("ij,ij->i", x, x), np.einsum("ij,ij->i", y, y)
     norm_x, norm_y = np.sqrt(sq_x), np.sqrt(sq_y)
+    # One bound per point for all its pairs: the pair bound with the other set's largest norm.
+    bound_x = _error_bound(dim, norm_x, norm_y.max()[None])[:, 0]  # [N]
+    bound_y = _error_bound(dim, norm_x.max()[None], norm_y)[0]  # [M]
+    shift_y = sq_y - sq_radii_y  # [M]
     x_in_y = np.empty(len(x), dtype=bool)
     y_in_x = np.zeros(len(y), dtype=bool)
+    t_buf, e_buf = (np.empty(min(chunk_size, len(x)) * len(y)) for _ in range(2))  # reused by every chunk
     for start in range(0, len(x), chunk_size):
         a = x[start:start + chunk_size]
         m = len(a)
-        g = _chunk_sq_distances(a, y, sq_x[start:start + m], sq_y, None if dots is None else dots[start:start + m])
-        bound = _error_bound(dim, norm_x[start:start + m], norm_y)
-        r_x = sq_radii_x[start:start + m, None]
-        in_y_ball = g <= sq_radii_y[None, :]  # a[i] in the ball of y[j]
-        in_x_ball = g <= r_x  # y[j] in the ball of a[i]
-        unsure_y = np.abs(g - sq_radii_y[None, :]) <= bound
-        unsure_x = np.abs(g - r_x) <= bound
-        rows, cols = np.nonzero(unsure_y | unsure_x)
-        if len(rows):  # too close to call from the Gram form: decide by the direct distance
-            exact = _direct_sq_distances(a, y, rows, cols)
-            in_y_ball[rows, cols] = exact <= sq_radii_y[cols]
-            in_x_ball[rows, cols] = exact <= sq_radii_x[start + rows]
-        x_in_y[start:start + m] = in_y_ball.any(axis=1)
-        y_in_x |= in_x_ball.any(axis=0)
+        t = t_buf[:m * len(y)].reshape(m, len(y))
+        if dots is None:
+            np.matmul(a, y.T, out=t)
+            t *= -2
+        else:
+            np.multiply(dots[start:start + m], -2, out=t)  # -2 a_i.y_j [m, M]
+        # x_i in y balls: e_ij + |x_i|^2 = d_ij - r_y_j (Gram form)
+        e = np.add(t, shift_y[None, :], out=e_buf[:t.size].reshape(t.shape))
+        row_margin = e.min(axis=1) + sq_x[start:start + m]
+        x_in_y[start:start + m] = row_margin <= 0
+        for i in np.flatnonzero(np.abs(row_margin) <= bound_x[start:start + m]):  # rare: too close to call
+            cols = np.flatnonzero(np.abs(e[i] + sq_x[start + i]) <= bound_x[start + i])
+            exact = _direct_sq_distances(a, y, np.full(len(cols), i), cols)
+            x_in_y[start + i] = bool((exact <= sq_radii_y[cols]).any())  # every other pair is surely outside
+        # y_j in x balls: t_ij + |y_j|^2 = d_ij - r_x_i (Gram form)
+        t += (sq_x[start:start + m] - sq_radii_x[start:start + m])[:, None]
+        col_margin = t.min(axis=0) + sq_y
+        y_in_x |= col_margin < -bound_y  # surely inside some ball of this chunk
+        for j in np.flatnonzero(np.abs(col_margin) <= bound_y):  # rare: too close to call within this chunk
+            rows = np.flatnonzero(np.abs(t[:, j] + sq_y[j]) <= bound_y[j])
+            exact = _direct_sq_distances(a, y, rows, np.full(len(rows), j))
+            y_in_x[j] |= bool((exact <= sq_radii_x[start + rows]).any())
     return x_in_y, y_in_x
 
 
