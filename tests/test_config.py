@@ -23,7 +23,7 @@ def test_overrides_and_type_coercion():
 @pytest.mark.parametrize("field,value,message", [
     ("steps", "many", "field 'steps' expects an integer"),
     ("batch_size", 0, "field 'batch_size' must be > 0"),
-    ("precision", "fp8", "field 'precision' must be auto, fp32 or bf16"),
+    ("precision", "fp8", "field 'precision' must be auto, fp32, bf16 or fp16"),
     ("channels", 2, "field 'channels' must be 1 or 3"),
     ("betas", [0.5], "field 'betas' expects 2 values"),
     ("hflip", "yes", "field 'hflip' expects true or false"),
