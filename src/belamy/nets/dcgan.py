@@ -1,7 +1,8 @@
 """DCGAN generator and discriminator (Radford et al. 2016), for any resolution base * 2**k (see split_resolution).
 
 The paper's guidelines: strided (transposed) convolutions instead of pooling, batch norm in both nets except G's
-output and D's input layers, ReLU in G with tanh output, LeakyReLU(0.2) in D.
+output and D's input layers, ReLU in G with tanh output, LeakyReLU(0.2) in D. Options of D against mode collapse:
+PacGAN packing (Lin et al. 2018) and a minibatch-stddev channel (Karras et al. 2018).
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from belamy.nets.layers import Norm2d, Projection, check_condition, label_planes, one_hot, spectral_norm, \
-    split_resolution
+from belamy.nets.layers import MinibatchStdDev, Norm2d, Projection, check_condition, label_planes, one_hot, \
+    spectral_norm, split_resolution
 
 
 class DCGANGenerator(nn.Module):
@@ -61,19 +62,30 @@ class DCGANDiscriminator(nn.Module):
         condition: str = "projection",  # "concat": one-hot planes as extra input channels; "projection"
         norm: str = "batch",  # "batch" (DCGAN), "layer" (WGAN-GP: no batch statistics in a critic), "none"
         sn: bool = False,  # spectral norm on every layer (Miyato et al. 2018)
+        pack: int = 1,  # PacGAN (Lin et al. 2018): D judges `pack` images at once, stacked along the channels
+        mbstd: int = 0,  # > 0: a minibatch-stddev channel over groups of this many (packed) inputs enters the last
+        # conv layer (Karras et al. 2018); 0: none
     ) -> None:
         super().__init__()
+        if pack < 1 or mbstd < 0:
+            raise ValueError(f"pack must be >= 1 and mbstd >= 0, got {pack} and {mbstd}")
         channels, resolution, _ = shape
-        self.num_classes, self.condition = num_classes, condition
+        self.num_classes, self.condition, self.pack = num_classes, condition, pack
         base, levels = split_resolution(resolution)
-        in_ch = channels + (num_classes if num_classes and condition == "concat" else 0)
-        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(in_ch, width, 4, 2, 1), sn), nn.LeakyReLU(0.2, True)]
-        ch = width
-        for _ in range(levels - 1):
-            layers += [spectral_norm(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"), sn),
-                       _norm_layer(norm, ch * 2), nn.LeakyReLU(0.2, True)]
-            ch *= 2
-        self.body = nn.Sequential(*layers)  # [B, ch, base, base]
+        in_ch = (channels + (num_classes if num_classes and condition == "concat" else 0)) * pack
+        layers: list[nn.Module] = []
+        ch, out_ch = in_ch, width
+        for level in range(levels):  # each halves the resolution: the first without norm, the others with it
+            if mbstd and level == levels - 1:  # as in ProGAN, before the last (coarsest) conv layer
+                layers.append(MinibatchStdDev(mbstd))
+                ch += 1
+            if level == 0:
+                layers += [spectral_norm(nn.Conv2d(ch, out_ch, 4, 2, 1), sn), nn.LeakyReLU(0.2, True)]
+            else:
+                layers += [spectral_norm(nn.Conv2d(ch, out_ch, 4, 2, 1, bias=norm == "none"), sn),
+                           _norm_layer(norm, out_ch), nn.LeakyReLU(0.2, True)]
+            ch, out_ch = out_ch, out_ch * 2
+        self.body = nn.Sequential(*layers)  # [B / pack, ch, base, base]
         self.features = ch * base * base
         # The paper's last layer, a conv with a base x base kernel to one logit, is this linear map of the features.
         self.to_logit = spectral_norm(nn.Linear(self.features, 1), sn)
@@ -83,13 +95,17 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         check_condition(y, self.num_classes, x.shape[0])
+        b, _, h, w = x.shape
+        if b % self.pack:
+            raise ValueError(f"batch {b} is not a multiple of the PacGAN pack size {self.pack}")
         if self.num_classes and self.condition == "concat":
             x = torch.cat([x, label_planes(y, self.num_classes, x)], dim=1)
-        h = self.body(x).flatten(1)
-        logits = self.to_logit(h)
+        x = x.reshape(b // self.pack, -1, h, w)  # pack consecutive images into one input of pack * C channels
+        features = self.body(x).flatten(1)
+        logits = self.to_logit(features)
         if self.projection is not None:
-            logits = logits + self.projection(h, y)
-        return logits.squeeze(1)  # [B]
+            logits = logits + self.projection(features, y[:: self.pack])
+        return logits.squeeze(1)  # [B / pack]
 
 
 def _norm_layer(kind: str, channels: int) -> nn.Module:

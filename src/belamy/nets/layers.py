@@ -90,3 +90,32 @@ def check_condition(y: Tensor | None, num_classes: int, batch: int) -> None:
                          f"[{batch}], got {None if y is None else tuple(y.shape)}")
     if not num_classes and y is not None:
         raise ValueError("this network is unconditional but was given labels")
+
+
+class MinibatchStdDev(nn.Module):
+    """Minibatch standard deviation (Karras et al. 2018, "Progressive Growing of GANs", section 3): one feature
+    appended to every sample, the std of each feature over a group of samples, averaged over features (and pixels).
+
+    A discriminator that sees how varied a group of its inputs is can reject a generator that makes them all alike,
+    which fights mode collapse. Input [N, C] or [N, C, H, W] -> [N, C + 1] or [N, C + 1, H, W]. A group is
+    `group_size` consecutive samples (the paper's code takes every (N/G)-th sample instead: the same in distribution,
+    but consecutive groups keep a batch split across DDP processes exactly equivalent to the whole batch in one);
+    when N is not a multiple, the group is the largest divisor of N below `group_size` (a batch of 6 with group 4
+    gives groups of 3)."""
+
+    def __init__(self, group_size: int = 4) -> None:
+        super().__init__()
+        if group_size < 1:
+            raise ValueError(f"group_size must be >= 1, got {group_size}")
+        self.group_size = group_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, *rest = x.shape
+        g = min(self.group_size, n)
+        while n % g:
+            g -= 1
+        y = x.float().reshape(n // g, g, c, *rest)  # [N/G, G, C, ...]
+        std = (y.var(dim=1, unbiased=False) + 1e-8).sqrt()  # [N/G, C, ...]: per feature and pixel, over the group
+        std = std.mean(dim=tuple(range(1, std.dim())))  # [N/G]: one figure per group
+        std = std.reshape(n // g, 1, 1, *[1] * len(rest)).expand(n // g, g, 1, *rest).reshape(n, 1, *rest)
+        return torch.cat([x, std.to(x.dtype)], dim=1)

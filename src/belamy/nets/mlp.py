@@ -2,7 +2,8 @@
 
 Two options give the 2-D mixture networks of VEEGAN (Srivastava et al. 2017, appendix) and PacGAN (Lin et al. 2018,
 section 5.1): batch norm after each hidden layer of G (`norm="batch"`), and maxout units in D (`maxout=5`,
-Goodfellow et al. 2013, "Maxout Networks")."""
+Goodfellow et al. 2013, "Maxout Networks"). D may also pack samples (PacGAN), see a minibatch-stddev feature
+(Karras et al. 2018) and have spectrally normalized layers (Miyato et al. 2018)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from belamy.nets.layers import Projection, check_condition, one_hot
+from belamy.nets.layers import MinibatchStdDev, Projection, check_condition, one_hot, spectral_norm
 
 
 class MLPGenerator(nn.Module):
@@ -61,20 +62,26 @@ class MLPDiscriminator(nn.Module):
         pack: int = 1,  # PacGAN (Lin et al. 2018): D judges `pack` samples at once, concatenated
         maxout: int = 1,  # > 1: each hidden unit is the max of `maxout` linear pieces (Goodfellow et al. 2013);
         # 1: LeakyReLU(0.2) units
+        mbstd: int = 0,  # > 0: a minibatch-stddev feature over groups of this many (packed) inputs enters the last
+        # hidden layer (Karras et al. 2018); 0: none
+        sn: bool = False,  # spectral norm on every linear map (Miyato et al. 2018)
     ) -> None:
         super().__init__()
-        if maxout < 1:
-            raise ValueError(f"maxout must be >= 1, got {maxout}")
+        if maxout < 1 or pack < 1 or mbstd < 0:
+            raise ValueError(f"maxout and pack must be >= 1 and mbstd >= 0, got {maxout}, {pack} and {mbstd}")
         self.num_classes, self.condition, self.pack = num_classes, condition, pack
         in_dim = math.prod(shape) * pack + (num_classes * pack if num_classes and condition == "concat" else 0)
         dims = [in_dim] + [hidden] * layers
         body: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:]):
-            body += [Maxout(a, b, maxout)] if maxout > 1 else [nn.Linear(a, b), nn.LeakyReLU(0.2, inplace=True)]
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            if mbstd and i == layers - 1:  # as in ProGAN, the statistic feeds D's last layers, not only its logit
+                body.append(MinibatchStdDev(mbstd))
+                a += 1
+            body += [Maxout(a, b, maxout, sn)] if maxout > 1 \
+                else [spectral_norm(nn.Linear(a, b), sn), nn.LeakyReLU(0.2, inplace=True)]
         self.body = nn.Sequential(*body)
-        self.to_logit = nn.Linear(hidden, 1)
-        self.projection = Projection(num_classes, hidden, sn=False) if num_classes and condition == "projection" \
-            else None
+        self.to_logit = spectral_norm(nn.Linear(hidden, 1), sn)
+        self.projection = Projection(num_classes, hidden, sn) if num_classes and condition == "projection" else None
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         check_condition(y, self.num_classes, x.shape[0])
@@ -98,10 +105,11 @@ class Maxout(nn.Module):
         in_features: int,  # input size
         out_features: int,  # units
         pieces: int,  # linear pieces per unit (5 in the VEEGAN and PacGAN discriminators)
+        sn: bool = False,  # spectral norm on the stacked linear map of all pieces
     ) -> None:
         super().__init__()
         self.out_features, self.pieces = out_features, pieces
-        self.linear = nn.Linear(in_features, out_features * pieces)
+        self.linear = spectral_norm(nn.Linear(in_features, out_features * pieces), sn)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.linear(x).view(x.shape[0], self.out_features, self.pieces)  # [B, units, pieces]

@@ -5,14 +5,22 @@ The defaults are tuned for the 2-D mode-collapse benchmarks (ring8, grid25): the
 - G: z of 2 dimensions, 4 hidden ReLU layers with batch norm (VEEGAN/PacGAN: 400 units; here 128);
 - D: 3 hidden layers of maxout units with 5 pieces (VEEGAN/PacGAN: 200 units; here 64). Maxout matters: with the
   same budget, a LeakyReLU D of 1000 units leaves ~90% of ring8's samples between the modes;
-- PacGAN2: D judges pairs of samples, which keeps all 8 ring modes (unpacked, runs lose 1-2 of them).
+- one sample per D input. PacGAN2 (`pack=2`) keeps all modes too but costs grid25 its quality in a short run: a
+  D of packed pairs has 625 combinations of 25 sharp modes to resolve and learns only their envelope, so samples
+  fill the square uniformly (2.8% within 3 std of a mode, chance level; unpacked: 33%).
 The learning rate is higher than the papers' 1e-4 (Adam 2e-3, beta1 = 0.5, Radford et al. 2016) because it is meant
 to be decayed to zero (`lr_decay="linear"`, with batch 256, the recipe's defaults): the decay, not a long run, is what
-tightens the modes. Measured on one CPU thread, batch 256, 1,800 steps (~20 s), seeds 0-2:
-- ring8: 8/8 modes, 81-90% high-quality samples (within 3 std of a mode), with the EMA generator or without;
-- grid25: 16-21/25 modes but only 2-3% high quality: packed pairs of 25 modes are too much for this D in 1,800
-  steps; pack=1 (1,500 steps) gives 21-25/25 modes and 28-34% high quality there, but loses 1 of ring8's modes in
-  2 runs of 3.
+tightens the modes. Measured with benchmarks/mode_collapse.py (one CPU thread, 1,800 steps, ~25 s, seeds 0-4):
+- ring8: 8/8 modes, 87 +- 3% high-quality samples (within 3 std = 0.03 of a mode); pack=2: 8/8, 83 +- 6%;
+- grid25: 22.6/25 modes, 33 +- 14% high quality; pack=2: 19/25, 3%.
+PacGAN2 reports 95.6% on ring8 and 91.3% on grid25 after 400,000 steps of batch 100. What is missing here is
+sharpness, not modes: the off-mode samples lie on thin filaments between neighbouring modes, most from latents near
+z = 0, where G's sectors of the latent plane meet; sharper borders need larger gains in G, and with batch norm in
+every hidden layer those grow only through the norms' scales and the output layer, slowly. More steps help
+(grid25 at 3,600 steps: see the benchmark). `g_norm="layer"` gives ring8 96% in 1,800 steps because layer norm after
+the first layer sees only the direction of z (a circle of latents suits a ring), and fails grid25 for that reason.
+The options against collapse: `mbstd` (Karras et al. 2018), `pack` (PacGAN), `sn` with `--loss hinge` (Miyato et al.
+2018) and `gp_weight` with `--loss wasserstein` (Gulrajani et al. 2017); the benchmark compares them.
 Keep the EMA generator (ema_decay 0.999): with the decay it changes nothing, without it (constant learning rate)
 it is what keeps ring8 at 83% high quality, where the raw G falls to 27%.
 For flattened images, raise latent_dim (e.g. 64) and the widths.
@@ -22,11 +30,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
+from torch import Tensor, nn
 
 from belamy.data.base import DataInfo
+from belamy.losses import gradient_penalty
 from belamy.nets.mlp import MLPDiscriminator, MLPGenerator
-from belamy.recipes.base import RECIPES, Recipe, RecipeDefaults
+from belamy.recipes.base import RECIPES, Batch, Recipe, RecipeDefaults
 
 
 @dataclass
@@ -38,7 +47,10 @@ class GANOptions:
     d_width: int = 64  # units per hidden layer of D
     d_layers: int = 3  # hidden layers of D
     maxout: int = 5  # pieces per maxout unit of D (Goodfellow et al. 2013; 5 in VEEGAN/PacGAN); 1: LeakyReLU(0.2)
-    pack: int = 2  # PacGAN packing (Lin et al. 2018): D sees `pack` samples at once; 2 fights mode collapse
+    pack: int = 1  # PacGAN packing (Lin et al. 2018): D sees `pack` samples at once (2: PacGAN2)
+    mbstd: bool = False  # minibatch standard deviation (Karras et al. 2018): D sees how varied groups of 4 inputs are
+    sn: bool = False  # spectral norm on D's layers (Miyato et al. 2018); with --loss hinge, an SNGAN-like D
+    gp_weight: float = 0.0  # > 0: WGAN-GP's gradient penalty (Gulrajani et al. 2017; 10 with --loss wasserstein)
 
 
 @RECIPES.register("gan")
@@ -57,6 +69,8 @@ class GAN(Recipe):
             raise ValueError(f"option 'g_norm' must be batch, layer or none, got {options.g_norm!r}")
         if options.maxout < 1 or options.pack < 1:
             raise ValueError(f"options 'maxout' and 'pack' must be >= 1, got {options.maxout} and {options.pack}")
+        if options.gp_weight < 0:
+            raise ValueError(f"option 'gp_weight' must be >= 0, got {options.gp_weight}")
 
     @classmethod
     def build_generator(cls, options: GANOptions, data: DataInfo) -> nn.Module:
@@ -65,4 +79,15 @@ class GAN(Recipe):
     @classmethod
     def build_discriminator(cls, options: GANOptions, data: DataInfo) -> nn.Module:
         return MLPDiscriminator(data.shape, options.d_width, options.d_layers, pack=options.pack,
-                                maxout=options.maxout)
+                                maxout=options.maxout, mbstd=4 if options.mbstd else 0, sn=options.sn)
+
+    def d_regularizers(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
+        if not self.options.gp_weight:
+            return {}
+        # The penalty is on the gradient of D's input, which is a pack of samples: interpolate each sample, then
+        # take the norm over each pack [B / pack, pack * D].
+        real, b, k = batch.real, batch.real.shape[0], self.options.pack
+        alpha = batch.rand(1).expand(b, real[0].numel()).reshape(b // k, -1)
+        penalty = gradient_penalty(lambda x: self.D(x.view(real.shape)), real.reshape(b // k, -1),
+                                   fake.reshape(b // k, -1), alpha)
+        return {"gp": self.options.gp_weight * penalty}
