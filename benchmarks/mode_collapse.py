@@ -14,7 +14,7 @@ PacGAN2's published figures (many more steps): ring 7.9/8 modes, 95.6% high qual
 stacked MNIST 1,000 modes, KL 0.06.
 
 Variants (the 2-D sets train the `gan` recipe's MLPs; stacked MNIST trains a DCGAN with the same widths for all):
-  default         the recipe's defaults, untouched (for `gan`: PacGAN2, see recipes/gan.py)
+  default         the recipe's defaults, untouched (for `gan`: one sample per D input, see recipes/gan.py)
   gan-2014        minimax loss log(1 - D(G(z))) (Goodfellow et al. 2014), one sample per D input
   non-saturating  -log D(G(z)) (Goodfellow et al. 2014, section 3), one sample per D input
   wgan-gp         Wasserstein loss with gradient penalty 10, 5 critic steps, Adam betas (0, 0.9) (Gulrajani et al.)
