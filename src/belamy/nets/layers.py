@@ -115,7 +115,12 @@ class MinibatchStdDev(nn.Module):
         while n % g:
             g -= 1
         y = x.float().reshape(n // g, g, c, *rest)  # [N/G, G, C, ...]
-        std = (y.var(dim=1, unbiased=False) + 1e-8).sqrt()  # [N/G, C, ...]: per feature and pixel, over the group
+        # Per feature and pixel, over the group -> [N/G, C, ...]. Written out: torch.var over this strided view is
+        # ~10x slower on CPU than the whole D step it sits in.
+        std = ((y - y.mean(dim=1, keepdim=True)).square().mean(dim=1) + 1e-8).sqrt()
         std = std.mean(dim=tuple(range(1, std.dim())))  # [N/G]: one figure per group
         std = std.reshape(n // g, 1, 1, *[1] * len(rest)).expand(n // g, g, 1, *rest).reshape(n, 1, *rest)
-        return torch.cat([x, std.to(x.dtype)], dim=1)
+        # In x's dtype and memory layout: torch.cat keeps channels_last only when all its inputs have it, and an NCHW
+        # result would send the next convolution down the slow path (measured: DCGAN D's step 2.2x slower).
+        std = torch.empty_like(x[:, :1]).copy_(std)
+        return torch.cat([x, std], dim=1)
