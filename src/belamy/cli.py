@@ -282,8 +282,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from belamy.data import DATASETS
 
     for name in DATASETS.names():
-        print(f"{name:10s} {DATASETS.summary(name)}")
-    print(f"{'PATH':10s} any folder of png/jpg/jpeg/webp/bmp images (class = first-level subfolder)")
+        print(f"{name:14s} {DATASETS.summary(name)}")
+    print(f"{'PATH':14s} any folder of png/jpg/jpeg/webp/bmp images (class = first-level subfolder)")
     return 0
 
 
