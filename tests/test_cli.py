@@ -40,10 +40,12 @@ def test_train_sample_interpolate(tmp_path):
 def test_listing_commands():
     r = belamy("models")
     assert r.returncode == 0
-    assert [line.split()[0] for line in r.stdout.splitlines()] == ["cgan", "dcgan", "gan", "sngan", "wgan-gp"]
+    assert [line.split()[0] for line in r.stdout.splitlines()] == [
+        "cgan", "cyclegan", "dcgan", "gan", "inpaint", "pix2pix", "sngan", "srgan", "wgan-gp"]
     assert "gp_weight=10.0" in belamy("models", "--verbose").stdout
     r = belamy("datasets")
-    assert {"mnist", "digits", "ring8", "grid25"} <= {line.split()[0] for line in r.stdout.splitlines()}
+    assert {"mnist", "digits", "ring8", "grid25", "shapes", "edges2mnist", "mnist-strokes"} <= \
+        {line.split()[0] for line in r.stdout.splitlines()}
 
 
 def test_errors_are_one_clear_line(tmp_path):

@@ -23,7 +23,7 @@ TRAIN_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--betas", "betas", {"type": float, "nargs": 2, "metavar": ("B1", "B2"), "help": "Adam betas"}),
     ("--loss", "loss", {"help": "minimax, nonsaturating, lsgan, hinge or wasserstein; default: the recipe's"}),
     ("--d-steps", "d_steps", {"type": int, "help": "D updates per G update (n_critic)"}),
-    ("--lr-decay", "lr_decay", {"choices": ("none", "linear")}),
+    ("--lr-decay", "lr_decay", {"choices": ("none", "linear", "hold-linear")}),
     ("--ema-decay", "ema_decay", {"type": float, "help": "EMA of G for sampling; 0 disables"}),
     ("--seed", "seed", {"type": int}),
     ("--name", "name", {"help": "run folder name (default <model>-<data>)"}),
@@ -192,6 +192,95 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+IMAGE_COMMANDS = {
+    "translate": "image-to-image translation with a pix2pix or CycleGAN model",
+    "upscale": "super-resolution with an SRGAN model (large images in overlapping tiles)",
+    "inpaint": "fill the holes a mask marks (white = hole) with an inpainting model",
+}
+
+
+def _add_image_commands(sub: argparse._SubParsersAction) -> None:
+    for name, summary in IMAGE_COMMANDS.items():
+        p = sub.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. --input may be a "
+                           f"folder: every image in it is processed and written to the --out folder as NAME.png.")
+        p.add_argument("run", help="run folder (runs/NAME) or model folder")
+        p.add_argument("--input", required=True, help="an image file, or a folder of images")
+        p.add_argument("--out", required=True, help="the output PNG, or a folder when --input is a folder")
+        p.add_argument("--device", default="cpu")
+        if name == "translate":
+            p.add_argument("--direction", choices=("AtoB", "BtoA"), help="CycleGAN: which way (default AtoB)")
+            p.add_argument("--resize", action="store_true", help="scale inputs to the training resolution first")
+        elif name == "upscale":
+            p.add_argument("--tile", type=int, default=128, help="tile side in input pixels (bounds memory)")
+            p.add_argument("--overlap", type=int, default=16, help="overlap of neighbouring tiles, input pixels")
+        else:
+            p.add_argument("--mask", required=True, help="mask image (white = hole), or a folder of masks named "
+                                                         "like the input images")
+        p.set_defaults(func=cmd_image)
+
+
+def _image_jobs(source: Path, out: Path) -> list[tuple[Path, Path]]:
+    """(input file, output file) pairs: one file, or every image of a folder into the output folder."""
+    from belamy.data.folder import IMAGE_EXTENSIONS
+
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and
+                       not p.name.startswith("."))
+        if not files:
+            raise ValueError(f"{source} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--input is a folder, so --out must be a folder; {out} is a file")
+        return [(p, out / f"{p.stem}.png") for p in files]
+    if not source.is_file():
+        raise ValueError(f"--input {source} does not exist")
+    return [(source, out)]
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    """translate / upscale / inpaint: each input image -> a PNG with provenance; a bad file is reported and
+    skipped (the exit status says so), never the end of a folder's run."""
+    import belamy
+    from PIL import Image, UnidentifiedImageError
+
+    from belamy.utils.images import save_png
+
+    model = belamy.load(args.run, device=args.device)
+    jobs = _image_jobs(Path(args.input), Path(args.out))
+    mask_source = Path(args.mask) if args.command == "inpaint" else None
+    if mask_source is not None and not mask_source.exists():
+        raise ValueError(f"--mask {mask_source} does not exist")
+    failed = 0
+    for source, out in jobs:
+        try:
+            with Image.open(source) as im:
+                im.load()
+                if args.command == "translate":
+                    result = model.translate(im, direction=args.direction, resize=args.resize)
+                elif args.command == "upscale":
+                    result = model.upscale(im, tile=args.tile, overlap=args.overlap)
+                else:
+                    mask_path = mask_source / source.name if mask_source.is_dir() else mask_source
+                    if mask_source.is_dir() and not mask_path.is_file():
+                        matches = sorted(mask_source.glob(f"{source.stem}.*"))
+                        if not matches:
+                            raise ValueError(f"no mask named {source.stem}.* in {mask_source}")
+                        mask_path = matches[0]
+                    with Image.open(mask_path) as mask:
+                        result = model.inpaint(im, mask)
+        except (OSError, UnidentifiedImageError, ValueError) as e:
+            failed += 1
+            print(f"belamy {args.command}: {source}: {e}", file=sys.stderr)
+            if len(jobs) == 1:
+                return 1
+            continue
+        save_png(result, out, {"Software": "belamy", "model": str(args.run), "task": args.command,
+                               "source": source.name})
+    done = len(jobs) - failed
+    print(f"wrote {out if len(jobs) == 1 else f'{done} images to {args.out}'}"
+          + (f" ({failed} failed: see above)" if failed else ""))
+    return 1 if failed else 0
+
+
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="measure a run (FID, KID, IS, precision/recall, density/coverage)",
                        description="Measure a run's samples against its training data (or any --fake against any "
@@ -283,7 +372,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     for name in DATASETS.names():
         print(f"{name:14s} {DATASETS.summary(name)}")
-    print(f"{'PATH':14s} any folder of png/jpg/jpeg/webp/bmp images (class = first-level subfolder)")
+    print(f"{'PATH':14s} any folder of png/jpg/jpeg/webp/bmp images (class = first-level subfolder); "
+          f"image-to-image recipes read paired/unpaired layouts (trainA/trainB, A/ + B/, or A|B side by side)")
+    print(f"{'NAME:SPLIT':14s} a split of a set that has them (e.g. edges2mnist:test)")
     return 0
 
 
@@ -296,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_sample(sub)
     _add_interpolate(sub)
+    _add_image_commands(sub)
     _add_eval(sub)
     _add_report(sub)
     p = sub.add_parser("models", help="list the GAN recipes")

@@ -38,7 +38,8 @@ class TrainConfig:
     betas: tuple[float, float] | None = None  # Adam's (beta1, beta2)
     loss: str | None = None  # adversarial loss (minimax, nonsaturating, lsgan, hinge, wasserstein)
     d_steps: int | None = None  # D updates per G update (n_critic in WGAN)
-    lr_decay: str | None = None  # "none" or "linear" (to 0 at the last step); None: the recipe's
+    lr_decay: str | None = None  # "none", "linear" (to 0 at the last step) or "hold-linear" (constant for half the
+    # steps, then linear to 0: CycleGAN's schedule); None: the recipe's
     ema_decay: float = 0.999  # EMA of G's weights, used for sampling; 0 disables
     seed: int = 0
 
@@ -149,8 +150,8 @@ class TrainConfig:
             raise ConfigError(f"field 'recover_lr_factor' must be in (0, 1], got {self.recover_lr_factor}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"field 'device' must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
-        if self.lr_decay not in (None, "none", "linear"):
-            raise ConfigError(f"field 'lr_decay' must be none or linear, got {self.lr_decay!r}")
+        if self.lr_decay not in (None, "none", "linear", "hold-linear"):
+            raise ConfigError(f"field 'lr_decay' must be none, linear or hold-linear, got {self.lr_decay!r}")
         if self.betas is not None and not all(0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"field 'betas' must be two numbers in [0, 1), got {self.betas}")
         if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):

@@ -100,6 +100,24 @@ def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
     return _input_gradient(real_logits, real).flatten(1).square().sum(1).mean()
 
 
+# --- Jolicoeur-Martineau 2019 "The relativistic discriminator"; used by ESRGAN (Wang et al. 2018) -------------------
+
+
+def d_relativistic_average(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """RaGAN discriminator: real data should look more realistic than fake data on average, and fake data less
+    realistic than real data: -log sigmoid(C(x) - E C(G(z))) - log(1 - sigmoid(C(G(z)) - E C(x))) (eq. 10 of
+    Jolicoeur-Martineau 2019; ESRGAN eq. 1-2)."""
+    return 0.5 * (F.softplus(-(real_logits - fake_logits.mean())).mean()
+                  + F.softplus(fake_logits - real_logits.mean()).mean())
+
+
+def g_relativistic_average(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """RaGAN generator: the symmetric form, which also draws gradient from the real data's logits (ESRGAN eq. 3);
+    `real_logits` come from the current D and carry no gradient to it."""
+    return 0.5 * (F.softplus(real_logits - fake_logits.mean()).mean()
+                  + F.softplus(-(fake_logits - real_logits.mean())).mean())
+
+
 def _input_gradient(logits: Tensor, inputs: Tensor) -> Tensor:
     # create_graph: the penalty itself is differentiated by D's optimizer step. Computed in float32 since a
     # bf16 gradient norm squared loses most of its digits.

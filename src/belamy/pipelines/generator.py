@@ -35,6 +35,30 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) / so)[:, None] * a + (torch.sin(t * omega) / so)[:, None] * b
 
 
+def read_model_folder(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """(the generator, its config) from a model folder: config.json names the recipe that rebuilds the network,
+    model.safetensors holds its weights (no code is loaded)."""
+    config_path, weights_path = path / MODEL_CONFIG, path / MODEL_WEIGHTS
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise LoadError(f"{config_path} cannot be read: {e}") from None
+    from belamy.recipes import RECIPES
+
+    recipe = RECIPES.get(config["recipe"])
+    generator = recipe.build_generator(recipe.parse_options(config["options"]), DataInfo.from_json(config["data"]))
+    try:
+        state = load_file(str(weights_path))
+    except Exception as e:  # OSError, or safetensors' own error type for a corrupt file
+        raise LoadError(f"{weights_path} cannot be read: {e}") from None
+    missing, unexpected = generator.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise LoadError(f"{weights_path} does not fit the {config['recipe']} generator of {config_path}: "
+                        f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    config.setdefault("task", recipe.task)
+    return generator, config
+
+
 class GeneratorPipeline:
     """Sampling and latent walks with a trained generator (the EMA weights when the run kept them)."""
 
@@ -50,25 +74,7 @@ class GeneratorPipeline:
 
     @classmethod
     def from_folder(cls, path: str | Path, device: str | torch.device = "cpu") -> "GeneratorPipeline":
-        path = Path(path)
-        config_path, weights_path = path / MODEL_CONFIG, path / MODEL_WEIGHTS
-        try:
-            config = json.loads(config_path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise LoadError(f"{config_path} cannot be read: {e}") from None
-        from belamy.recipes import RECIPES
-
-        recipe = RECIPES.get(config["recipe"])
-        generator = recipe.build_generator(recipe.parse_options(config["options"]), DataInfo.from_json(config["data"]))
-        try:
-            state = load_file(str(weights_path))
-        except Exception as e:  # OSError, or safetensors' own error type for a corrupt file
-            raise LoadError(f"{weights_path} cannot be read: {e}") from None
-        missing, unexpected = generator.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise LoadError(f"{weights_path} does not fit the {config['recipe']} generator of {config_path}: "
-                            f"missing {missing[:5]}, unexpected {unexpected[:5]}")
-        return cls(generator, config, device)
+        return cls(*read_model_folder(Path(path)), device)
 
     # --- sampling ------------------------------------------------------------------------------------------------
 

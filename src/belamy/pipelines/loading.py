@@ -1,23 +1,29 @@
-"""Find what to load in a folder: a finished model, or a run's newest checkpoint."""
+"""Find what to load in a folder: a finished model, or a run's newest checkpoint; pick the pipeline for its task."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
-from belamy.pipelines.generator import MODEL_CONFIG, MODEL_WEIGHTS, GeneratorPipeline, LoadError
+from belamy.pipelines.generator import MODEL_CONFIG, MODEL_WEIGHTS, GeneratorPipeline, LoadError, read_model_folder
+from belamy.pipelines.image_to_image import ImageToImagePipeline
 
 
-def load_pipeline(path: Path, device: str = "cpu") -> GeneratorPipeline:
+def load_pipeline(path: Path, device: str = "cpu") -> GeneratorPipeline | ImageToImagePipeline:
     if not path.is_dir():
         raise LoadError(f"{path} is not a folder: give a run folder (runs/NAME) or a model folder")
     if (path / MODEL_CONFIG).is_file() and (path / MODEL_WEIGHTS).is_file():
-        return GeneratorPipeline.from_folder(path, device)
-    return _from_checkpoint(path, device)
+        generator, config = read_model_folder(path)
+    else:
+        generator, config = _from_checkpoint(path)
+    pipeline = GeneratorPipeline if config.get("task", "sample") == "sample" else ImageToImagePipeline
+    return pipeline(generator, config, torch.device(device))
 
 
-def _from_checkpoint(path: Path, device: str) -> GeneratorPipeline:
+def _from_checkpoint(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     from belamy.data.base import DataInfo
     from belamy.recipes import RECIPES
     from belamy.train import checkpoint as ckpt
@@ -36,5 +42,5 @@ def _from_checkpoint(path: Path, device: str) -> GeneratorPipeline:
     model_config = {"recipe": config["model"], "options": config["options"], "data": state["data"],
                     "latent_dim": generator.latent_dim,
                     "num_classes": data.num_classes if recipe.conditional(options, data) else 0,
-                    "run": path.name, "step": state["step"]}
-    return GeneratorPipeline(generator, model_config, torch.device(device))
+                    "task": recipe.task, "run": path.name, "step": state["step"]}
+    return generator, model_config

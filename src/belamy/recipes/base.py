@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from belamy.config import ConfigError, _coerce
@@ -46,6 +47,9 @@ class Batch:
     fake: Tensor | None = None  # G(z, fake_labels), set by a D step with keep_fake
     global_size: int = 0  # under DDP: the global batch this process has the rows `rows` of (0: this batch is all)
     rows: slice | None = None
+    inputs: Tensor | None = None  # image-to-image data: the input image of each real one (or of domain A)
+    made: dict[str, Tensor] = dataclasses.field(default_factory=dict)  # what a D step derived from this batch
+    # (a condition, a mask) that the G step must reuse: see ImageToImage.condition
 
     def rand(self, *shape: int) -> Tensor:
         """U[0, 1) draws of shape [B, *shape], one per sample, from the run's generator (resumable). Drawn for the
@@ -63,6 +67,10 @@ class Recipe(nn.Module):
     Options: ClassVar[type]  # a dataclass of the recipe's own options (architecture widths, penalties, ...)
     defaults: ClassVar[RecipeDefaults] = RecipeDefaults()
     needs_images: ClassVar[bool] = False  # convolutional recipes refuse 2-D point data
+    # What the trained generator is for, which picks its pipeline (belamy.load): "sample" (noise -> data),
+    # "translate" (image -> image), "upscale" (low -> high resolution) or "inpaint" (image + mask -> image).
+    task: ClassVar[str] = "sample"
+    pairing: ClassVar[tuple[str, ...]] = ()  # image-to-image data it needs ("paired", "unpaired"); (): plain data
 
     def __init__(self, options: Any, data: DataInfo, loss: AdversarialLoss) -> None:
         super().__init__()
@@ -96,6 +104,10 @@ class Recipe(nn.Module):
         if cls.needs_images and not data.is_image:
             raise ValueError(f"recipe {cls.name!r} is convolutional and needs image data; {data.name!r} holds "
                              f"points of shape {data.shape} (use --model gan for 2-D data)")
+        if cls.pairing and data.pairing not in cls.pairing:
+            raise ValueError(f"recipe {cls.name!r} needs {' or '.join(cls.pairing)} image-to-image data (inputs "
+                             f"with their images, e.g. edges2mnist, or a folder in a layout of belamy.data.paired); "
+                             f"{data.name!r} holds {data.pairing or 'plain'} images")
 
     @classmethod
     def parse_options(cls, values: dict[str, Any]) -> Any:
@@ -139,5 +151,103 @@ class Recipe(nn.Module):
         adversarial = self.loss.g(self.D(fake, batch.fake_labels).float())
         return {"loss": adversarial}  # logged as loss_g
 
+    # --- what a run shows --------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def preview(self, G: nn.Module, batch: Batch) -> tuple[Tensor, int | None]:
+        """What samples/*.png shows for a fixed batch, and the grid's row length (None: square). Default: G's
+        samples of the fixed latents (and classes, a row per class)."""
+        chunks = range(0, batch.z.shape[0], 256)  # bounded memory for the 2,000-point scatter plots
+        out = torch.cat([G(batch.z[i:i + 256], None if batch.fake_labels is None else batch.fake_labels[i:i + 256])
+                         .float() for i in chunks])
+        return out, (self.num_classes or None)
+
 
 RECIPES: Registry[type[Recipe]] = Registry("model")
+
+
+class ImageToImage(Recipe):
+    """Conditional image-to-image GANs (pix2pix, SRGAN, inpainting): G maps a condition image to an image, D judges
+    what it sees of (condition, image), and G also minimizes reconstruction terms against the real target.
+
+    Subclasses say how a batch becomes (condition, target), what D sees, and which reconstruction terms G adds; the
+    D step and G step below are shared. The condition is made once per batch (it may hold random draws, such as
+    inpainting masks) and reused by the G step.
+    """
+
+    needs_images = True
+    task = "translate"
+    adversarial_weight: float = 1.0  # of G's adversarial term against its reconstruction terms
+    d_loss_scale: float = 1.0  # pix2pix halves D's objective "to slow down the rate at which D learns"
+
+    # --- what a subclass says ---------------------------------------------------------------------------------
+
+    def make_condition(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """(G's input, the image G should make) for this batch."""
+        raise NotImplementedError
+
+    def discriminate(self, condition: Tensor, image: Tensor) -> Tensor:
+        """D's logits for an image made from `condition`. Default: D judges the pair, stacked along the channels
+        (a conditional D, as pix2pix's)."""
+        return self.D(torch.cat([condition, image], dim=1))
+
+    def reconstruction(self, fake: Tensor, target: Tensor, condition: Tensor) -> dict[str, Tensor]:
+        """Weighted non-adversarial terms of G's loss, each logged under its name."""
+        return {}
+
+    def finish(self, fake: Tensor, condition: Tensor, target: Tensor) -> Tensor:
+        """G's raw output -> the image it delivers (inpainting keeps the known pixels). Default: unchanged."""
+        return fake
+
+    def show_condition(self, condition: Tensor, target: Tensor) -> Tensor:
+        """The condition as an image of the target's shape, for preview grids."""
+        if condition.shape[1] != target.shape[1]:
+            condition = condition.mean(1, keepdim=True).expand(-1, target.shape[1], -1, -1)
+        if condition.shape[2:] != target.shape[2:]:  # low resolution: shown with its pixels enlarged
+            condition = F.interpolate(condition, size=target.shape[2:], mode="nearest")
+        return condition
+
+    # --- phases ---------------------------------------------------------------------------------------------------
+
+    def condition(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        if "condition" not in batch.made:
+            batch.made["condition"], batch.made["target"] = self.make_condition(batch)
+        return batch.made["condition"], batch.made["target"]
+
+    def d_adversarial(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return self.loss.d(real_logits, fake_logits)
+
+    def g_adversarial(self, fake_logits: Tensor, condition: Tensor, target: Tensor) -> Tensor:
+        return self.loss.g(fake_logits)
+
+    def d_step(self, batch: Batch) -> dict[str, Tensor]:
+        condition, target = self.condition(batch)
+        with torch.set_grad_enabled(batch.keep_fake):
+            fake = self.G(batch.z, condition)
+        if batch.keep_fake:
+            batch.fake = fake
+        fake = self.finish(fake.detach(), condition, target)
+        real_logits = self.discriminate(condition, target).float()
+        fake_logits = self.discriminate(condition, fake).float()
+        return {
+            "loss": self.d_loss_scale * self.d_adversarial(real_logits, fake_logits),
+            "d_real": self.loss.d_output(real_logits.detach()).mean(),
+            "d_fake": self.loss.d_output(fake_logits.detach()).mean(),
+        }
+
+    def g_step(self, batch: Batch) -> dict[str, Tensor]:
+        condition, target = self.condition(batch)
+        raw = batch.fake if batch.fake is not None else self.G(batch.z, condition)
+        fake = self.finish(raw, condition, target)
+        adversarial = self.g_adversarial(self.discriminate(condition, fake).float(), condition, target)
+        terms = self.reconstruction(raw.float(), target.float(), condition)
+        return {"loss": self.adversarial_weight * adversarial + sum(terms.values()), "g_adversarial": adversarial,
+                **terms}
+
+    @torch.no_grad()
+    def preview(self, G: nn.Module, batch: Batch) -> tuple[Tensor, int | None]:
+        """Rows of (condition, G's image, the real image), four triples to a row."""
+        condition, target = self.condition(batch)
+        fake = self.finish(G(batch.z, condition), condition, target).float()
+        triples = torch.stack([self.show_condition(condition, target).float(), fake, target.float()], dim=1)
+        return triples.flatten(0, 1), 12

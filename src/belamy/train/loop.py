@@ -194,12 +194,15 @@ class _Trainer:
         self.rows = self.dist.shard(config.batch_size)  # this rank's rows of every global batch
         if config.eval_every:
             _check_eval_config(config)  # a typo fails now, not after eval_every steps
+            if RECIPES.get(config.model).task != "sample":
+                raise ConfigError(f"--eval-every measures generators of noise; {config.model} is an image-to-image "
+                                  f"recipe: measure it with `belamy eval RUN --data DATA:test` after training")
 
         # (1) Data, then the recipe's networks, initialized from the seed.
-        self.source = open_data(config.data, config.resolution, config.channels, config.cache, config.strict_data,
-                                config.workers)
-        self.info: DataInfo = self.source.info
         recipe_cls = RECIPES.get(config.model)
+        self.source = open_data(config.data, config.resolution, config.channels, config.cache, config.strict_data,
+                                config.workers, pairs=bool(recipe_cls.pairing))
+        self.info: DataInfo = self.source.info
         torch.manual_seed(config.seed)
         options = recipe_cls.parse_options(config.options)
         self.recipe: Recipe = recipe_cls(options, self.info, LOSSES.get(config.loss)).to(self.device)
@@ -231,6 +234,7 @@ class _Trainer:
         n_fixed = config.n_samples if self.info.is_image else 2000
         self.fixed_z = torch.randn(n_fixed, self.latent_dim, generator=fixed)
         self.fixed_y = _cycle_labels(n_fixed, self.num_classes) if self.num_classes else None
+        self.fixed_real, self.fixed_inputs = self._fixed_images(fixed)
         self.stream = RealStream(self.source, config.batch_size, config.seed, self.device, config.hflip,
                                  config.workers, self.channels_last, self.rows,
                                  lambda flag: distributed.all_ranks_agree(self.dist, flag, self.device))
@@ -276,6 +280,19 @@ class _Trainer:
     @property
     def latent_dim(self) -> int:
         return self.G.latent_dim
+
+    def _fixed_images(self, fixed: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Image-to-image recipes show what G makes of fixed real images (and inputs): 16 of the data's."""
+        if self.recipe.task == "sample" or not hasattr(self.source, "images"):
+            return None, None
+        n = min(16, len(self.source))
+        rows = torch.randperm(len(self.source), generator=fixed)[:n]
+        real = self.source.images[rows].float() / 127.5 - 1
+        inputs = self.source.inputs
+        if inputs is not None:
+            inputs = inputs[rows if len(inputs) == len(self.source) else torch.arange(n) % len(inputs)]
+            inputs = inputs.float() / 127.5 - 1
+        return real, inputs
 
     # --- the loop ----------------------------------------------------------------------------------------------
 
@@ -408,13 +425,14 @@ class _Trainer:
 
     def _batch(self) -> Batch:
         """This rank's rows of a global batch; every draw is made for the global batch (see train/distributed.py)."""
-        real, labels = self.stream.next(self.rng)
+        real, labels, inputs = self.stream.next(self.rng)
         n, rows, k = self.config.batch_size, self.rows, real.shape[0]  # k < B/N when unreadable files were skipped
         z = self._latents(n)[rows][:k]
         fake_labels = None
         if self.num_classes:
             fake_labels = torch.randint(self.num_classes, (n,), generator=self.rng)[rows][:k].to(self.device)
-        return Batch(real, labels if self.num_classes else None, z, fake_labels, self.rng, global_size=n, rows=rows)
+        return Batch(real, labels if self.num_classes else None, z, fake_labels, self.rng, global_size=n, rows=rows,
+                     inputs=inputs)
 
     def _phase(self, net: nn.Module, optimizer: torch.optim.Optimizer, step_fn, batch: Batch) -> dict:
         """One optimizer step of `net` on the loss the recipe's phase returns. Only `net` collects gradients."""
@@ -470,6 +488,8 @@ class _Trainer:
         factor = self.lr_scale
         if self.config.lr_decay == "linear":
             factor *= 1.0 - self.step / self.config.steps
+        elif self.config.lr_decay == "hold-linear":  # Zhu et al. 2017: constant for half the run, then to zero
+            factor *= min(1.0, 2.0 * (1.0 - self.step / self.config.steps))
         for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * factor
@@ -539,13 +559,19 @@ class _Trainer:
         net = self._sampling_generator()
         was_training = net.training
         net.eval()
-        out = torch.cat([net(self.fixed_z[i:i + 256].to(self.device),
-                             None if self.fixed_y is None else self.fixed_y[i:i + 256].to(self.device)).float()
-                         for i in range(0, self.fixed_z.shape[0], 256)])
+        device = self.device
+
+        def to_device(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.to(device)
+
+        # The same fixed batch (latents, images, and any random draw such as inpainting masks) every time.
+        fixed = Batch(to_device(self.fixed_real) if self.fixed_real is not None else self.fixed_z, None,
+                      self.fixed_z.to(device), to_device(self.fixed_y),
+                      torch.Generator(device).manual_seed(self.config.seed + 1), inputs=to_device(self.fixed_inputs))
+        out, nrow = self.recipe.preview(net, fixed)
         net.train(was_training)
         if self.info.is_image:
-            nrow = self.num_classes if self.num_classes else None
-            image = make_grid(out, nrow=nrow)
+            image = make_grid(out.cpu(), nrow=nrow)
         else:
             image = scatter_points(out, getattr(self.source, "modes", None))
         save_png(image, path, {"Software": f"belamy {__version__}", "step": str(self.step)})
@@ -606,6 +632,7 @@ class _Trainer:
         model_config = {
             "belamy": __version__, "recipe": self.config.model, "options": self.config.options,
             "data": self.info.to_json(), "latent_dim": self.latent_dim, "num_classes": self.num_classes,
+            "task": self.recipe.task,
             "run": self.run_dir.name, "step": self.step, "ema": self.ema is not None,
             "train_config": self.config.to_dict(),
         }

@@ -2,7 +2,9 @@
 
 The order of epoch e is a permutation drawn from a generator seeded by (seed, e), so the stream's whole state is
 (epoch, batches consumed): a resumed run draws exactly the batches the uninterrupted run would have drawn.
-Images travel as uint8 and become floats in [-1, 1] on the training device.
+Images travel as uint8 and become floats in [-1, 1] on the training device. Image-to-image sets also yield their
+inputs: image i's own input when paired; for unpaired sets, domain A is walked in its own seeded order, one A image
+per B image, so the state is still (epoch, batches consumed).
 
 Under DDP every rank walks the same global order and keeps its `shard` of each global batch, so the state stays
 (epoch, batches consumed) and is the same on every rank (train/distributed.py).
@@ -38,9 +40,13 @@ class RealStream:
         if n < batch_size:
             raise DataError(f"{source.info.name}: {n} images is fewer than the batch size {batch_size}")
         self.batches_per_epoch = n // batch_size  # the last, partial batch is dropped
+        self.inputs = None
         if isinstance(source, ImageSet):
             self.images = source.images.to(device)
             self.labels = source.labels.to(device)
+            if source.inputs is not None:
+                self.inputs = source.inputs.to(device)
+                self.unpaired = source.info.pairing == "unpaired"
 
     # --- resumable state ----------------------------------------------------------------------------------------
 
@@ -62,17 +68,31 @@ class RealStream:
     def _global_batch(self, position: int) -> torch.Tensor:
         return self._order(self.epoch)[position * self.batch_size:(position + 1) * self.batch_size]
 
-    def next(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """One batch: (real [B, ...] float on the device, labels [B] int64, -1 where unlabeled)."""
+    def _input_rows(self, index: torch.Tensor) -> torch.Tensor:
+        """Rows of `inputs` for this batch: the images' own (paired), or the next ones of domain A's order."""
+        if not self.unpaired:
+            return index
+        m = self.inputs.shape[0]
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch + 7_919)  # A's order, apart from B's
+        order = torch.randperm(m, generator=g)
+        k = torch.arange(self.position * self.batch_size, (self.position + 1) * self.batch_size)[self.shard]
+        return order[k % m].to(self.device)
+
+    def next(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One batch: (real [B, ...] float on the device, labels [B] int64, -1 where unlabeled, and for
+        image-to-image sets the inputs [B, Ci, H, W] float, else None)."""
         if self.points:
             x, y = self.source.sample(self.batch_size, generator)
-            return x[self.shard].to(self.device), y[self.shard].to(self.device)
+            return x[self.shard].to(self.device), y[self.shard].to(self.device), None
+        inputs = None
         while True:
             if self.position >= self.batches_per_epoch:
                 self.epoch, self.position, self._iterator = self.epoch + 1, 0, None
             if isinstance(self.source, ImageSet):
                 index = self._global_batch(self.position)[self.shard].to(self.device)
                 x, y = self.images[index], self.labels[index]
+                if self.inputs is not None:
+                    inputs = self.inputs[self._input_rows(index)]
                 self.position += 1
             else:
                 x, y, bad = self._next_from_files()
@@ -81,7 +101,8 @@ class RealStream:
                 if not self.all_ranks_agree(x.dim() == 4):  # every file of a slice was bad: take the next batch
                     continue
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device)
-            return self._to_float(x, generator), y
+            flip = self._flips(generator, x.shape[0], x.device)
+            return self._to_float(x, flip), y, None if inputs is None else self._to_float(inputs, flip)
 
     def _next_from_files(self):
         if self._iterator is None:
@@ -97,10 +118,15 @@ class RealStream:
             self._iterator = iter(loader)
         return next(self._iterator)
 
-    def _to_float(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _flips(self, generator: torch.Generator, n: int, device: torch.device) -> torch.Tensor | None:
+        """Which rows --hflip mirrors: drawn for the global batch (identical on every rank), then this rank's rows.
+        A paired input is mirrored with its image."""
+        if not self.hflip:
+            return None
+        return (torch.rand(self.batch_size, generator=generator) < 0.5)[self.shard][:n].to(device)
+
+    def _to_float(self, x: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
         x = x.to(memory_format=self.memory_format).float().div_(127.5).sub_(1.0)
-        if self.hflip:
-            # drawn for the global batch (identical on every rank), then this rank's rows of it
-            flip = (torch.rand(self.batch_size, generator=generator) < 0.5)[self.shard][:x.shape[0]].to(x.device)
+        if flip is not None:
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         return x
