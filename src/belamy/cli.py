@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -282,9 +283,13 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="measure a run (FID, KID, IS, precision/recall, density/coverage)",
+    p = sub.add_parser("eval", help="measure a run (FID, KID, IS, precision/recall, density/coverage; PSNR, SSIM, "
+                                    "label preservation for image-to-image models)",
                        description="Measure a run's samples against its training data (or any --fake against any "
-                                   "--real) and print a table; with a run, write RUN/metrics.json.")
+                                   "--real) and print a table; with a run, write RUN/metrics.json. An "
+                                   "image-to-image model is measured on held-out data (--real, default: the "
+                                   "training data's test split) by its task's figures: PSNR/SSIM, label "
+                                   "preservation, cycle error, PSNR in the hole against mean fill.")
     p.add_argument("run", nargs="?", help="run folder (runs/NAME) or model folder: the fake side")
     p.add_argument("--real", help="real images: a data set name, a folder, or a .npz statistics file "
                                   "(default: the run's training data)")
@@ -318,6 +323,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.run is None and (args.real is None or args.fake is None):
         raise ValueError("give a run folder (belamy eval runs/NAME), or both --real and --fake")
+    if args.run and args.fake is None and _task_of(args.run) != "sample":
+        return _eval_image_to_image(args)
     fake = args.fake or args.run
     real = args.real or training_data_of(args.run)
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
@@ -331,6 +338,49 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if out:
         write_json_atomic(Path(out), {"belamy": __version__, "fake": str(fake), "real": str(real), **result})
         print(f"wrote {out}")
+    return 0
+
+
+def _task_of(run: str) -> str:
+    from belamy.recipes import RECIPES
+    from belamy.metrics.sources import is_run_folder
+
+    config = Path(run) / "config.json"
+    if config.is_file():
+        return json.loads(config.read_text()).get("task", "sample")
+    if is_run_folder(Path(run)):  # a run still training: its recipe says
+        import yaml
+
+        return RECIPES.get((yaml.safe_load((Path(run) / "config.yaml").read_text()) or {}).get("model", "")).task
+    return "sample"
+
+
+def _eval_image_to_image(args: argparse.Namespace) -> int:
+    """belamy eval on an image-to-image model: its task's figures on held-out data (the training data's test
+    split by default)."""
+    import belamy
+    from belamy import __version__
+    from belamy.data import DATASETS, split_spec
+    from belamy.metrics.image_to_image import evaluate_image_to_image
+    from belamy.metrics.sources import training_data_of
+    from belamy.train.checkpoint import write_json_atomic
+
+    model = belamy.load(args.run, device=args.device)
+    data = args.real
+    if data is None:
+        name, _ = split_spec(training_data_of(args.run))
+        data = f"{name}:test"
+        if name not in DATASETS:
+            raise ValueError(f"give held-out data with --real (e.g. the test split of {name}: a folder with testA/ "
+                             f"and testB/, or {name}:test for a paired layout with split folders)")
+    result = evaluate_image_to_image(model, data, args.n, seed=args.seed, batch_size=args.batch_size)
+    print(f"belamy eval: {model.recipe} ({model.task}) {args.run} on {data}, {result['n']} images")
+    for key, value in result.items():
+        if isinstance(value, float):
+            print(f"  {key:26s} {value:.4f}")
+    out = args.out or Path(args.run) / "metrics.json"
+    write_json_atomic(Path(out), {"belamy": __version__, **result})
+    print(f"wrote {out}")
     return 0
 
 

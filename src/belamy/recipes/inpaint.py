@@ -58,7 +58,8 @@ def stroke_masks(u: Tensor, size: int) -> Tensor:
     angle = u[:, 1:, 0] * 2 * math.pi
     length = (0.15 + 0.25 * u[:, 1:, 1]) * size
     steps = torch.stack([length * angle.cos(), length * angle.sin()], dim=-1)  # [B, V-1, 2]
-    points = torch.cat([start[:, None], start[:, None] + steps.cumsum(1)], 1).clamp(0, size)  # [B, V, 2]
+    walk = torch.cat([start[:, None], start[:, None] + steps.cumsum(1)], 1)  # [B, V, 2]
+    points = size - ((walk % (2 * size)) - size).abs()  # reflected at the borders: the stroke stays inside
     a, d = points[:, :-1], points[:, 1:] - points[:, :-1]  # segments a + t d, t in [0, 1]: [B, V-1, 2]
     grid = torch.arange(size, device=u.device, dtype=u.dtype) + 0.5
     p = torch.stack(torch.meshgrid(grid, grid, indexing="ij"), -1).reshape(1, 1, -1, 2)  # pixel centres [1,1,P,2]
