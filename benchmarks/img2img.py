@@ -31,7 +31,7 @@ from belamy.metrics.image_to_image import evaluate_image_to_image
 
 SMALL_UNET = {"width": 32, "d_width": 32}
 JOBS = [  # name, recipe, training data, test data, resolution, steps, batch size, options
-    ("pix2pix edges2mnist", "pix2pix", "edges2mnist", "edges2mnist:test", 32, 600, 32, SMALL_UNET),
+    ("pix2pix edges2mnist", "pix2pix", "edges2mnist", "edges2mnist:test", 32, 1200, 32, SMALL_UNET),
     ("cyclegan mnist-strokes", "cyclegan", "mnist-strokes", "mnist-strokes:test", 32, 600, 8,
      {"width": 16, "d_width": 16, "blocks": 3}),
     ("srgan x2 mnist", "srgan", "mnist:train", "mnist:test", 32, 400, 16, {"scale": 2, "width": 32, "blocks": 4}),

@@ -220,7 +220,71 @@ def test_translate_upscale_inpaint_commands_on_files_and_folders(tmp_path, pix2p
     with Image.open(tmp_path / "filled.png") as im, Image.open(inputs / "e1.png") as original:
         assert im.tobytes() == original.tobytes()  # an empty mask changes nothing
 
+    masks = tmp_path / "masks"  # a folder of masks named like the inputs: e2 has none, which is reported
+    masks.mkdir()
+    for name in ("e0", "e1"):
+        Image.new("L", (32, 32), 255).save(masks / f"{name}.png")
+    r = cli("inpaint", str(inpaint_run.path), "--input", str(inputs), "--mask", str(masks), "--out",
+            str(tmp_path / "filled"))
+    assert r.returncode == 1 and "no mask named e2" in r.stderr and "broken.png" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "filled").iterdir()) == ["e0.png", "e1.png"]
+    r = cli("upscale", str(srgan_run.path), "--input", str(inputs), "--out", str(tmp_path / "up"), "--tile", "16",
+            "--overlap", "4")
+    assert sorted(p.name for p in (tmp_path / "up").iterdir()) == ["e0.png", "e1.png", "e2.png"]
+
     r = cli("eval", str(pix2pix_run.path), "--n", "200")
     assert r.returncode == 0, r.stderr
     figures = json.loads((pix2pix_run.path / "metrics.json").read_text())
     assert figures["data"] == "edges2mnist:test" and figures["label_accuracy"] > 0.8
+
+
+def test_srgan_options_relativistic_and_perceptual_loss(tmp_path):
+    """ESRGAN's relativistic D and a feature loss in the space of a feature network given by its weights file (here
+    FID-Inception with random weights the test saves)."""
+    from safetensors.torch import save_file
+
+    from belamy.metrics.extractors.inception import FIDInceptionV3
+
+    torch.manual_seed(0)
+    weights = tmp_path / "inception.safetensors"
+    save_file({k: v.contiguous() for k, v in FIDInceptionV3().state_dict().items()}, str(weights))
+    run = belamy.train(model="srgan", data="mnist:train", resolution=16, steps=2, batch_size=2, out=str(tmp_path),
+                       options={"scale": 2, "width": 8, "blocks": 1, "d_width": 8, "relativistic": True,
+                                "perceptual": "inception", "perceptual_weights": str(weights)},
+                       **{**QUIET, "log_every": 1})
+    records = [json.loads(line) for line in (run.path / "log.jsonl").read_text().splitlines()]
+    figures = [r for r in records if "perceptual" in r]
+    assert len(figures) == 2 and all(r["perceptual"] > 0 and r["grad_norm_g"] > 0 for r in figures)
+    assert not any("Mixed" in k or "Conv2d" in k for k in tensors(run.path / "model.safetensors"))  # not saved
+
+
+def test_folders_from_disk_train_every_layout_from_the_cli(tmp_path):
+    """pix2pix on the aligned A|B format, cyclegan on trainA/trainB, inpainting with masks read from a folder,
+    super-resolution on a plain folder read on the fly."""
+    digits = open_data("edges2mnist").images[:24, 0].numpy()
+    aligned, unpaired, masks = tmp_path / "aligned" / "train", tmp_path / "unpaired", tmp_path / "masks"
+    for folder in (aligned, unpaired / "trainA", unpaired / "trainB", masks):
+        folder.mkdir(parents=True)
+    for i, digit in enumerate(digits):
+        pair = Image.new("L", (64, 32))
+        pair.paste(Image.fromarray(255 - digit), (0, 0))
+        pair.paste(Image.fromarray(digit), (32, 0))
+        pair.save(aligned / f"{i}.png")
+        Image.fromarray(digit).save(unpaired / ("trainA" if i % 2 else "trainB") / f"{i}.png")
+    hole = Image.new("L", (32, 32), 0)
+    hole.paste(255, (8, 8, 20, 20))
+    hole.save(masks / "box.png")
+    runs = tmp_path / "runs"
+    for args in (("--model", "pix2pix", "--data", str(tmp_path / "aligned"), "--channels", "1"),
+                 ("--model", "cyclegan", "--data", str(unpaired), "--channels", "1", "-o", "blocks=1"),
+                 ("--model", "inpaint", "--data", "mnist:train", "-o", f"masks={masks}"),
+                 ("--model", "srgan", "--data", str(unpaired / "trainA"), "--channels", "1", "--no-cache",
+                  "-o", "blocks=1")):  # a folder decoded on the fly
+        r = cli("train", *args, "--resolution", "32", "--steps", "2", "--batch-size", "4", "-o", "width=8",
+                "-o", "d_width=8", "--out", str(runs), "--no-progress")
+        assert r.returncode == 0, r.stderr
+    config = json.loads((runs / "pix2pix-aligned" / "config.json").read_text())
+    assert config["data"]["pairing"] == "paired" and config["task"] == "translate"
+    assert json.loads((runs / "cyclegan-unpaired" / "config.json").read_text())["data"]["pairing"] == "unpaired"
+    r = cli("train", "--model", "pix2pix", "--data", str(tmp_path / "masks"), "--steps", "1", "--out", str(runs))
+    assert r.returncode == 1 and "expected A|B side by side" in r.stderr

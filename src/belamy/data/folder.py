@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from belamy.data.base import DataError, DataInfo, ImageSet
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
 
+T = TypeVar("T")
 MIN_SIDE = 8  # smaller sources are icons or thumbnails, not training images
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 # Decoders tried on a file's content, whatever its suffix (a .jpg that is really a PNG is common and harmless);
@@ -180,6 +182,14 @@ def load_image(path: str | Path, channels: int, resolution: int) -> torch.Tensor
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     if resolution < 1:
         raise ValueError(f"resolution must be positive, got {resolution}")
+    return square_tensor(decode_file(path, resolution, lambda im: _to_8bit(im, channels)), resolution)
+
+
+def decode_file(path: str | Path, resolution: int, convert: Callable[[Image.Image], T],
+                check: Callable[[Image.Image], str | None] | None = None) -> T:
+    """Read and decode one file with every check of load_image, apply EXIF orientation, and return
+    `convert(image)` (run while the file is open). `check(image)` may reject the file from its header alone: it
+    returns a reason, or None. Raises BadImageError naming the file and the reason."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
@@ -191,7 +201,7 @@ def load_image(path: str | Path, channels: int, resolution: int) -> torch.Tensor
             if min(im.size) < MIN_SIDE:
                 raise BadImageError(path, f"too small ({im.size[0]}x{im.size[1]} pixels; the shorter side must be "
                                           f"at least {MIN_SIDE})")
-            reason = _truncation(data, im.format)
+            reason = _truncation(data, im.format) or (check(im) if check else None)
             if reason:
                 raise BadImageError(path, reason)
             im.draft(None, (resolution, resolution))  # JPEG: decode at 1/2..1/8 scale when still >= resolution
@@ -200,7 +210,7 @@ def load_image(path: str | Path, channels: int, resolution: int) -> torch.Tensor
                 im = ImageOps.exif_transpose(im)
             except _PIL_ERRORS + (KeyError, TypeError):  # malformed EXIF: the pixels are still good
                 pass
-            im = _to_8bit(im, channels)
+            return convert(im)
     except BadImageError:
         raise
     except UnidentifiedImageError as e:
@@ -211,6 +221,10 @@ def load_image(path: str | Path, channels: int, resolution: int) -> torch.Tensor
     except _PIL_ERRORS as e:
         raise BadImageError(path, f"cannot decode ({type(e).__name__}: {e})") from e
 
+
+def square_tensor(im: Image.Image, resolution: int) -> torch.Tensor:
+    """An 'L' or 'RGB' image -> uint8 [C, resolution, resolution]: its centred square, resized (Lanczos)."""
+    channels = 1 if im.mode == "L" else 3
     # Resize the centred square straight to resolution x resolution: the same as resizing the shorter side to
     # `resolution` then center-cropping, without rounding the longer side to whole pixels first.
     w, h = im.size

@@ -8,20 +8,18 @@ its pair and is recorded in ImageSet.skipped as 'path: reason', as in folder.py.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from belamy.data.base import DataError, DataInfo, ImageSet
-from belamy.data.folder import (_FORMATS, _PIL_ERRORS, IMAGE_EXTENSIONS, MIN_SIDE, BadImageError, _bad_list,
-                                _to_8bit, _truncation, load_image)
+from belamy.data.folder import (_PIL_ERRORS, IMAGE_EXTENSIONS, BadImageError, _bad_list, _to_8bit, decode_file,
+                                load_image, square_tensor)
 
 SPLITS = ("train", "test", "val")  # split folder names recognised even when another split is requested
 _ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
@@ -107,59 +105,26 @@ def load_aligned_pair(path: str | Path, resolution: int, channels: int,
     Decoded once with folder.load_image's checks and conversions; each half is then resized like a whole file there
     (centre square, Lanczos). Raises BadImageError for what load_image rejects, and for a file whose width is not
     twice its height (+-1 pixel, after EXIF orientation)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise BadImageError(path, f"cannot read file ({e.strerror or e})") from e
-    if not data:
-        raise BadImageError(path, "empty file (0 bytes)")
-    try:
-        with Image.open(io.BytesIO(data), formats=_FORMATS) as im:
-            if min(im.size) < MIN_SIDE:
-                raise BadImageError(path, f"too small ({im.size[0]}x{im.size[1]} pixels; the shorter side must be "
-                                          f"at least {MIN_SIDE})")
-            reason = _truncation(data, im.format)
-            if reason:
-                raise BadImageError(path, reason)
-            w, h = im.size
-            try:
-                if im.getexif().get(0x0112) in _ROTATED:
-                    w, h = h, w
-            except _PIL_ERRORS + (KeyError, TypeError):  # malformed EXIF: exif_transpose below skips it too
-                pass
-            if abs(w - 2 * h) > 1:
-                raise BadImageError(path, f"expected A|B side by side: width 2x height, got {w}x{h}")
-            im.draft(None, (resolution, resolution))  # JPEG: each half stays >= resolution
-            im.load()
-            try:
-                im = ImageOps.exif_transpose(im)
-            except _PIL_ERRORS + (KeyError, TypeError):
-                pass
-            converted = {c: _to_8bit(im, c) for c in {channels, input_channels}}
-    except BadImageError:
-        raise
-    except UnidentifiedImageError as e:
-        raise BadImageError(path, "not an image file (or not a supported format: "
-                                  f"{', '.join(_FORMATS)})") from e
-    except Image.DecompressionBombError as e:
-        raise BadImageError(path, f"too many pixels ({e})") from e
-    except _PIL_ERRORS as e:
-        raise BadImageError(path, f"cannot decode ({type(e).__name__}: {e})") from e
+
+    def two_to_one(im: Image.Image) -> str | None:
+        w, h = im.size
+        try:
+            if im.getexif().get(0x0112) in _ROTATED:
+                w, h = h, w
+        except _PIL_ERRORS + (KeyError, TypeError):  # malformed EXIF: decode_file skips it too
+            pass
+        return None if abs(w - 2 * h) <= 1 else f"expected A|B side by side: width 2x height, got {w}x{h}"
+
+    converted = decode_file(path, resolution, lambda im: {c: _to_8bit(im, c) for c in {channels, input_channels}},
+                            check=two_to_one)
 
     def half(right: bool, c: int) -> torch.Tensor:
         # Crop the half first (a filter reading across the middle would blend A into B), then resize its centred
-        # square straight to R x R as load_image does. An odd width drops the middle column.
+        # square as load_image does. An odd width drops the middle column.
         im = converted[c]
         w, h = im.size
         hw = w // 2
-        im = im.crop((w - hw, 0, w, h) if right else (0, 0, hw, h))
-        side = min(hw, h)
-        box = ((hw - side) / 2, (h - side) / 2, (hw + side) / 2, (h + side) / 2)
-        im = im.resize((resolution, resolution), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
-        x = torch.from_numpy(np.array(im, dtype=np.uint8))
-        x = x.unsqueeze(0) if c == 1 else x.permute(2, 0, 1).contiguous()
-        assert x.shape == (c, resolution, resolution), x.shape
-        return x
+        return square_tensor(im.crop((w - hw, 0, w, h) if right else (0, 0, hw, h)), resolution)
 
     return half(False, input_channels), half(True, channels)
 

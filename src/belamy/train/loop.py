@@ -283,12 +283,16 @@ class _Trainer:
 
     def _fixed_images(self, fixed: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Image-to-image recipes show what G makes of fixed real images (and inputs): 16 of the data's."""
-        if self.recipe.task == "sample" or not hasattr(self.source, "images"):
+        if self.recipe.task == "sample":
             return None, None
         n = min(16, len(self.source))
         rows = torch.randperm(len(self.source), generator=fixed)[:n]
-        real = self.source.images[rows].float() / 127.5 - 1
-        inputs = self.source.inputs
+        if hasattr(self.source, "images"):
+            real = self.source.images[rows].float() / 127.5 - 1
+        else:  # a folder decoded on the fly (too large to cache): its first readable files among those rows
+            decoded = [self.source[int(i)][0] for i in torch.randperm(len(self.source), generator=fixed)[:4 * n]]
+            real = torch.stack([x for x in decoded if x is not None][:n]).float() / 127.5 - 1
+        inputs = getattr(self.source, "inputs", None)  # paired and unpaired sets are always decoded into memory
         if inputs is not None:
             inputs = inputs[rows if len(inputs) == len(self.source) else torch.arange(n) % len(inputs)]
             inputs = inputs.float() / 127.5 - 1
