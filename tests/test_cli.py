@@ -41,7 +41,7 @@ def test_listing_commands():
     r = belamy("models")
     assert r.returncode == 0
     assert [line.split()[0] for line in r.stdout.splitlines()] == [
-        "cgan", "cyclegan", "dcgan", "gan", "inpaint", "pix2pix", "sngan", "srgan", "wgan-gp"]
+        "cgan", "cyclegan", "dcgan", "gan", "inpaint", "pix2pix", "sngan", "srgan", "text2img", "wgan-gp"]
     assert "gp_weight=10.0" in belamy("models", "--verbose").stdout
     r = belamy("datasets")
     assert {"mnist", "digits", "ring8", "grid25", "shapes", "edges2mnist", "mnist-strokes"} <= \

@@ -193,6 +193,107 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="images from a prompt (text-to-image) or a class (class-conditional)",
+                       description="Generate with a text-to-image model (--prompt, --prompts-file: one row per "
+                                   "prompt) or a class-conditional one (--class). Unknown words are listed with the "
+                                   "nearest known ones; a prompt with no known word is refused unless "
+                                   "--allow-unknown.")
+    p.add_argument("run", help="run folder (runs/NAME) or model folder")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", help="what to draw, e.g. 'a small white circle on a green background'")
+    what.add_argument("--prompts-file", help="a text file with one prompt per line")
+    what.add_argument("--class", dest="class_label", help="class index or name (class-conditional models)")
+    p.add_argument("--to", help="with --prompt: walk from --prompt to this prompt (GAN-INT), --n steps")
+    p.add_argument("--n", type=int, default=8, help="images per prompt or class")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--allow-unknown", action="store_true", help="generate even if no word of a prompt is known")
+    p.add_argument("--out", help="grid PNG (default RUN/generated.png)")
+    p.add_argument("--out-dir", help="one PNG per image in this folder instead of a grid")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_generate)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import warnings
+
+    import torch
+
+    import belamy
+    from belamy.pipelines.text_to_image import TextToImagePipeline
+    from belamy.utils.images import make_grid, save_png, to_pil
+
+    model = belamy.load(args.run, device=args.device)
+    meta = {"Software": "belamy", "model": str(args.run), "seed": str(args.seed)}
+    if args.class_label is not None:
+        if isinstance(model, TextToImagePipeline) or not getattr(model, "num_classes", 0):
+            raise ValueError(f"{args.run} is not a class-conditional model: --class does not apply")
+        images, rows, meta["class"] = model.sample(args.n, args.seed, args.class_label), [args.class_label], \
+            str(args.class_label)
+    else:
+        if not isinstance(model, TextToImagePipeline):
+            raise ValueError(f"{args.run} is not a text-to-image model ({model.config.get('recipe')}): "
+                             f"--prompt does not apply" + (" (use --class)" if getattr(model, "num_classes", 0)
+                                                           else ""))
+        if args.prompts_file:
+            rows = [line.strip() for line in Path(args.prompts_file).read_text().splitlines() if line.strip()]
+            if not rows:
+                raise ValueError(f"{args.prompts_file} holds no prompts")
+        else:
+            rows = [args.prompt]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if args.to:
+                images = model.interpolate_prompts(args.prompt, args.to, max(args.n, 2), args.seed,
+                                                   args.allow_unknown)
+                rows = [f"{args.prompt} -> {args.to}"]
+            else:
+                images = torch.cat([model.generate(p, args.n, args.seed, args.allow_unknown) for p in rows])
+        for note in dict.fromkeys(str(w.message) for w in caught):
+            print(f"belamy generate: warning: {note}", file=sys.stderr)
+        meta["prompt"] = " | ".join(rows)
+    if args.out_dir:
+        per_row = images.shape[0] // len(rows)
+        for i, image in enumerate(to_pil(images)):
+            save_png(image, Path(args.out_dir) / f"{i // per_row:03d}-{i % per_row:03d}.png",
+                     {**meta, "prompt": str(rows[i // per_row]), "index": str(i % per_row)})
+        print(f"wrote {images.shape[0]} images to {args.out_dir}")
+        return 0
+    out = Path(args.out or Path(args.run) / "generated.png")
+    save_png(make_grid(images, nrow=images.shape[0] // len(rows)), out, meta)
+    print(f"wrote {out}")
+    return 0
+
+
+def _add_text_encoder(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("text-encoder", help="pretrain a text encoder on captioned images (contrastive)",
+                       description="Pretrain belamy's text encoder (a bidirectional GRU) against the images of a "
+                                   "captioned data set with a contrastive image-text loss, and save it for "
+                                   "`belamy train --model text2img -o text_encoder=FOLDER`.")
+    p.add_argument("--data", required=True, help="captioned data: shapes, or a folder with metadata.jsonl, "
+                                                 "captions.csv or .txt captions")
+    p.add_argument("--out", required=True, help="folder to write text_encoder.json + .safetensors into")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--resolution", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_text_encoder)
+
+
+def cmd_text_encoder(args: argparse.Namespace) -> int:
+    from belamy.data import open_data
+    from belamy.text import Tokenizer, pretrain_text_encoder, save_text_encoder
+
+    data = open_data(args.data, args.resolution)
+    if getattr(data, "captions", None) is None:
+        raise ValueError(f"{args.data} has no captions")
+    pretrained = pretrain_text_encoder(data, steps=args.steps, seed=args.seed,
+                                       tokenizer=Tokenizer(data.info.vocabulary), progress=True)
+    save_text_encoder(Path(args.out), pretrained)
+    figures = ", ".join(f"{k} {v:.3f}" for k, v in pretrained.figures.items() if isinstance(v, float))
+    print(f"wrote {args.out} ({figures})")
+    return 0
+
+
 IMAGE_COMMANDS = {
     "translate": "image-to-image translation with a pix2pix or CycleGAN model",
     "upscale": "super-resolution with an SRGAN model (large images in overlapping tiles)",
@@ -438,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample(sub)
     _add_interpolate(sub)
     _add_image_commands(sub)
+    _add_generate(sub)
+    _add_text_encoder(sub)
     _add_eval(sub)
     _add_report(sub)
     p = sub.add_parser("models", help="list the GAN recipes")

@@ -14,6 +14,18 @@ SPLIT_NAMES = ("train", "test", "val")
 __all__ = ["DATASETS", "DataError", "DataInfo", "ImageSet", "PointDistribution", "open_data"]
 
 
+def with_vocabulary(data):
+    """A captioned set gets the vocabulary of its captions in its DataInfo (saved with models trained on it)."""
+    if not isinstance(data, ImageSet) or data.captions is None or data.info.vocabulary:
+        return data
+    import dataclasses
+
+    from belamy.text.tokenizer import Tokenizer
+
+    vocabulary = Tokenizer.build(c for captions in data.captions for c in captions).vocabulary
+    return dataclasses.replace(data, info=dataclasses.replace(data.info, vocabulary=tuple(vocabulary)))
+
+
 def split_spec(spec: str) -> tuple[str, str | None]:
     """"edges2mnist:test" -> ("edges2mnist", "test"); a spec without a known split suffix -> (spec, None)."""
     name, sep, split = spec.rpartition(":")
@@ -30,14 +42,20 @@ def open_data(spec: str, resolution: int | None = None, channels: int | None = N
     if spec in DATASETS:
         loader = DATASETS.get(spec)
         if split is None:
-            return loader(resolution, channels)
+            return with_vocabulary(loader(resolution, channels))
         if "split" not in inspect.signature(loader).parameters:
             raise DataError(f"data set {spec!r} has no splits (it is used whole): drop ':{split}'")
-        return loader(resolution, channels, split=split)
+        return with_vocabulary(loader(resolution, channels, split=split))
     path = Path(spec).expanduser()
     if not path.exists() and "/" not in spec and "\\" not in spec:
         # Neither a known name nor an existing path: most likely a mistyped name.
         raise DataError(f"{DATASETS.unknown_message(spec)} (or give the path of a folder of images)")
+    from belamy.data.captioned import is_captioned_folder, open_captioned_folder
+
+    if not pairs and is_captioned_folder(path):  # metadata.jsonl, captions.csv or a .txt beside each image
+        if split is not None:
+            raise DataError(f"{path}: a captioned folder has no splits; give the split's folder itself")
+        return with_vocabulary(open_captioned_folder(path, resolution or 64, channels or 3, strict, workers))
     if pairs:
         from belamy.data.paired import open_image_pairs
 

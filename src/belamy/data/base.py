@@ -32,6 +32,7 @@ class DataInfo:
     input_shape: tuple[int, ...] = ()
     pairing: str = ""
     captioned: bool = False  # each image has one or more captions (text-to-image)
+    vocabulary: tuple[str, ...] = ()  # captioned sets: the words of their captions (belamy.text.Tokenizer)
 
     @property
     def is_image(self) -> bool:
@@ -40,12 +41,13 @@ class DataInfo:
     def to_json(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "num_classes": self.num_classes,
                 "class_names": list(self.class_names), "input_shape": list(self.input_shape),
-                "pairing": self.pairing, "captioned": self.captioned}
+                "pairing": self.pairing, "captioned": self.captioned, "vocabulary": list(self.vocabulary)}
 
     @classmethod
     def from_json(cls, d: dict) -> "DataInfo":
         return cls(d["name"], tuple(d["shape"]), int(d.get("num_classes", 0)), tuple(d.get("class_names", ())),
-                   tuple(d.get("input_shape", ())), d.get("pairing", ""), bool(d.get("captioned", False)))
+                   tuple(d.get("input_shape", ())), d.get("pairing", ""), bool(d.get("captioned", False)),
+                   tuple(d.get("vocabulary", ())))
 
 
 @dataclass

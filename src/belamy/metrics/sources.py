@@ -208,7 +208,7 @@ def _generator_source(g: GeneratorPipeline, n: int | None, seed: int, name: str)
             rows = torch.arange(i, min(i + batch_size, n))
             # conditional models: one of each class in turn, the order g.sample uses
             labels = rows % g.num_classes if g.num_classes else None
-            yield g.generate(z[rows], labels, batch_size)
+            yield g.from_latents(z[rows], labels, batch_size)
 
     intended = np.arange(n) % g.num_classes if g.num_classes else None
     return ImageSource(f"run:{name}", f"samples seed={seed}", n, h, c, batches, intended_labels=intended)

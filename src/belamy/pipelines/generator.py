@@ -106,8 +106,10 @@ class GeneratorPipeline:
         return index
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 64) -> torch.Tensor:
-        """G(z, labels) in chunks of `batch_size`; returns a CPU float tensor ([-1, 1] for images)."""
+    def from_latents(self, z: torch.Tensor, labels: torch.Tensor | None = None,
+                     batch_size: int = 64) -> torch.Tensor:
+        """G(z, labels) in chunks of `batch_size` (labels: classes, or caption tokens of text models); returns a
+        CPU float tensor ([-1, 1] for images)."""
         outs = []
         for i in range(0, z.shape[0], batch_size):
             zb = z[i:i + batch_size].to(self.device)
@@ -120,7 +122,7 @@ class GeneratorPipeline:
         """n samples: images [n, C, H, W] in [-1, 1] (or points [n, D])."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        return self.generate(self.latents(n, seed), self._labels(n, class_label), batch_size)
+        return self.from_latents(self.latents(n, seed), self._labels(n, class_label), batch_size)
 
     def sample_images(self, n: int = 16, seed: int = 0, class_label: int | str | None = None,
                       batch_size: int = 64) -> list[Image.Image]:
@@ -138,7 +140,7 @@ class GeneratorPipeline:
         labels = self._labels(rows, class_label)
         if labels is not None:
             labels = labels.repeat_interleave(steps)
-        return self.generate(z, labels, batch_size)
+        return self.from_latents(z, labels, batch_size)
 
     def grid(self, samples: torch.Tensor, nrow: int | None = None) -> Image.Image:
         """A grid image of images, or a scatter plot of points."""

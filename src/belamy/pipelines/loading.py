@@ -19,7 +19,12 @@ def load_pipeline(path: Path, device: str = "cpu") -> GeneratorPipeline | ImageT
         generator, config = read_model_folder(path)
     else:
         generator, config = _from_checkpoint(path)
-    pipeline = GeneratorPipeline if config.get("task", "sample") == "sample" else ImageToImagePipeline
+    task = config.get("task", "sample")
+    if task == "text":
+        from belamy.pipelines.text_to_image import TextToImagePipeline
+
+        return TextToImagePipeline(generator, config, torch.device(device))
+    pipeline = GeneratorPipeline if task == "sample" else ImageToImagePipeline
     return pipeline(generator, config, torch.device(device))
 
 

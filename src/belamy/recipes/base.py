@@ -48,6 +48,7 @@ class Batch:
     global_size: int = 0  # under DDP: the global batch this process has the rows `rows` of (0: this batch is all)
     rows: slice | None = None
     inputs: Tensor | None = None  # image-to-image data: the input image of each real one (or of domain A)
+    text: Tensor | None = None  # captioned data: one caption of each real image, as token ids [B, L]
     made: dict[str, Tensor] = dataclasses.field(default_factory=dict)  # what a D step derived from this batch
     # (a condition, a mask) that the G step must reuse: see ImageToImage.condition
 
@@ -58,6 +59,13 @@ class Batch:
         u = torch.rand((n, *shape), generator=self.generator, device=self.generator.device)
         u = u if self.rows is None else u[self.rows]
         return u[:self.real.shape[0]].to(self.real.device)  # fewer rows when unreadable files were skipped
+
+    def randn(self, *shape: int) -> Tensor:
+        """N(0, 1) draws of shape [B, *shape], made like `rand`'s (global batch, then this process's rows)."""
+        n = self.global_size or self.real.shape[0]
+        x = torch.randn((n, *shape), generator=self.generator, device=self.generator.device)
+        x = x if self.rows is None else x[self.rows]
+        return x[:self.real.shape[0]].to(self.real.device)
 
 
 class Recipe(nn.Module):
@@ -71,6 +79,7 @@ class Recipe(nn.Module):
     # "translate" (image -> image), "upscale" (low -> high resolution) or "inpaint" (image + mask -> image).
     task: ClassVar[str] = "sample"
     pairing: ClassVar[tuple[str, ...]] = ()  # image-to-image data it needs ("paired", "unpaired"); (): plain data
+    uses_text: ClassVar[bool] = False  # conditioned on captions: the engine feeds Batch.text (see caption_tokens)
 
     def __init__(self, options: Any, data: DataInfo, loss: AdversarialLoss) -> None:
         super().__init__()
@@ -120,6 +129,14 @@ class Recipe(nn.Module):
         hints = typing.get_type_hints(cls.Options)
         return cls.Options(**{k: _coerce(v, hints[k], f"option {k!r} of recipe {cls.name!r}")
                               for k, v in values.items()})
+
+    def prepare(self, source: Any) -> None:
+        """Once, before training starts (and before the EMA copy of G): anything the recipe needs from the data
+        itself, such as a text encoder pretrained on its captions. Default: nothing."""
+
+    def caption_tokens(self, captions: list[list[str]]) -> tuple[Tensor, Tensor]:
+        """Text recipes: every image's captions as token ids [N, K, L] and their number [N]."""
+        raise NotImplementedError
 
     # --- phases -------------------------------------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ class SRGANOptions:
     blocks: int = 16  # SRResNet residual blocks
     d_width: int = 64
     d_blocks: int = 0  # discriminator's stride-2 blocks; 0: 4 (the paper), fewer for images under 64 px
+    d_sn: bool = True  # spectral norm in D (Miyato et al. 2018) in place of the paper's batch norm: without either,
+    # D's input gradients grow until G's updates blow up
     pixel_loss: str = "l1"  # "l1" (ESRGAN) or "mse" (SRGAN)
     pixel_weight: float = 1.0
     adversarial_weight: float = 1e-3  # SRGAN's weight of the adversarial term
@@ -76,7 +78,7 @@ class SRGAN(ImageToImage):
     @classmethod
     def build_discriminator(cls, options: SRGANOptions, data: DataInfo) -> nn.Module:
         blocks = options.d_blocks or max(1, min(4, data.shape[1].bit_length() - 4))  # 4 from 64 px: 32 -> 2
-        return SRDiscriminator(data.shape[0], options.d_width, blocks)
+        return SRDiscriminator(data.shape[0], options.d_width, blocks, sn=options.d_sn)
 
     @staticmethod
     def _feature_network(options: SRGANOptions):

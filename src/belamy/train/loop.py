@@ -205,7 +205,12 @@ class _Trainer:
         self.info: DataInfo = self.source.info
         torch.manual_seed(config.seed)
         options = recipe_cls.parse_options(config.options)
-        self.recipe: Recipe = recipe_cls(options, self.info, LOSSES.get(config.loss)).to(self.device)
+        self.recipe: Recipe = recipe_cls(options, self.info, LOSSES.get(config.loss))
+        if recipe_cls.uses_text and config.hflip:
+            raise ConfigError("--hflip would mirror the images but not their captions ('left' would become "
+                              "'right'): train text-conditioned recipes without it")
+        self.recipe.prepare(self.source)  # e.g. a text encoder pretrained on the captions (cached)
+        self.recipe.to(self.device)
         self.channels_last = config.channels_last and self.info.is_image
         if self.channels_last:
             self.recipe.to(memory_format=torch.channels_last)
@@ -235,9 +240,11 @@ class _Trainer:
         self.fixed_z = torch.randn(n_fixed, self.latent_dim, generator=fixed)
         self.fixed_y = _cycle_labels(n_fixed, self.num_classes) if self.num_classes else None
         self.fixed_real, self.fixed_inputs = self._fixed_images(fixed)
+        captions = self.recipe.caption_tokens(self.source.captions) if recipe_cls.uses_text else None
+        self.fixed_text = self._fixed_text(captions, fixed, n_fixed)
         self.stream = RealStream(self.source, config.batch_size, config.seed, self.device, config.hflip,
                                  config.workers, self.channels_last, self.rows,
-                                 lambda flag: distributed.all_ranks_agree(self.dist, flag, self.device))
+                                 lambda flag: distributed.all_ranks_agree(self.dist, flag, self.device), captions)
         n_data = None if isinstance(self.source, PointDistribution) else len(self.source)
         if config.epochs is not None:
             if n_data is None:
@@ -264,6 +271,9 @@ class _Trainer:
             self.best_fid = min(self.best_fid, float(json.loads(best.read_text()).get("fid", float("inf"))))
         if main:
             config.save(self.run_dir / "config.yaml")
+            if self.fixed_text is not None:  # what each row of the sample grids shows
+                (self.run_dir / "samples").mkdir(exist_ok=True)
+                (self.run_dir / "samples" / "captions.txt").write_text("\n".join(self.fixed_captions) + "\n")
         self.ckpt_root = self.run_dir / "checkpoints"
         self.logger = RunLogger(self.run_dir, config.steps, self.step, progress, active=main)
         self.logger.log({"step": self.step, "event": "start", "belamy": __version__, "device": str(self.device),
@@ -280,6 +290,15 @@ class _Trainer:
     @property
     def latent_dim(self) -> int:
         return self.G.latent_dim
+
+    def _fixed_text(self, captions: tuple[torch.Tensor, torch.Tensor] | None, fixed: torch.Generator,
+                    n: int) -> torch.Tensor | None:
+        """Text recipes show rows of samples for fixed captions: one caption per row of 8 (token ids [n, L])."""
+        if captions is None:
+            return None
+        rows = torch.randperm(captions[0].shape[0], generator=fixed)[:max(1, n // 8)]
+        self.fixed_captions = [self.source.captions[int(i)][0] for i in rows]
+        return captions[0][rows, 0].repeat_interleave(8, dim=0)[:n]
 
     def _fixed_images(self, fixed: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Image-to-image recipes show what G makes of fixed real images (and inputs): 16 of the data's."""
@@ -429,14 +448,14 @@ class _Trainer:
 
     def _batch(self) -> Batch:
         """This rank's rows of a global batch; every draw is made for the global batch (see train/distributed.py)."""
-        real, labels, inputs = self.stream.next(self.rng)
+        real, labels, inputs, text = self.stream.next(self.rng)
         n, rows, k = self.config.batch_size, self.rows, real.shape[0]  # k < B/N when unreadable files were skipped
         z = self._latents(n)[rows][:k]
         fake_labels = None
         if self.num_classes:
             fake_labels = torch.randint(self.num_classes, (n,), generator=self.rng)[rows][:k].to(self.device)
         return Batch(real, labels if self.num_classes else None, z, fake_labels, self.rng, global_size=n, rows=rows,
-                     inputs=inputs)
+                     inputs=inputs, text=text)
 
     def _phase(self, net: nn.Module, optimizer: torch.optim.Optimizer, step_fn, batch: Batch) -> dict:
         """One optimizer step of `net` on the loss the recipe's phase returns. Only `net` collects gradients."""
@@ -571,7 +590,8 @@ class _Trainer:
         # The same fixed batch (latents, images, and any random draw such as inpainting masks) every time.
         fixed = Batch(to_device(self.fixed_real) if self.fixed_real is not None else self.fixed_z, None,
                       self.fixed_z.to(device), to_device(self.fixed_y),
-                      torch.Generator(device).manual_seed(self.config.seed + 1), inputs=to_device(self.fixed_inputs))
+                      torch.Generator(device).manual_seed(self.config.seed + 1), inputs=to_device(self.fixed_inputs),
+                      text=to_device(self.fixed_text))
         out, nrow = self.recipe.preview(net, fixed)
         net.train(was_training)
         if self.info.is_image:

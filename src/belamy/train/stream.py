@@ -12,17 +12,27 @@ Under DDP every rank walks the same global order and keeps its `shard` of each g
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
 from belamy.data.base import DataError, ImageSet, PointDistribution
 
 
+class RealBatch(NamedTuple):
+    real: torch.Tensor  # [B, ...] float on the device ([-1, 1] for images)
+    labels: torch.Tensor  # [B] int64, -1 where unlabeled
+    inputs: torch.Tensor | None  # image-to-image sets: the inputs [B, Ci, H, W] float
+    text: torch.Tensor | None  # captioned sets: one caption of each image, as token ids [B, L]
+
+
 class RealStream:
     def __init__(self, source, batch_size: int, seed: int, device: torch.device, hflip: bool = False,
                  workers: int = 0, channels_last: bool = False, shard: slice | None = None,
-                 all_ranks_agree: Callable[[bool], bool] = bool) -> None:
+                 all_ranks_agree: Callable[[bool], bool] = bool,
+                 captions: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        # captions: every image's captions as token ids [N, K, L] and how many each has [N]; a batch takes one of
+        # each image's captions at random
         # batch_size is the global batch; this process trains on rows `shard` of each (all of them by default)
         self.source, self.batch_size, self.seed, self.device = source, batch_size, seed, device
         self.shard = shard or slice(0, batch_size)
@@ -41,6 +51,7 @@ class RealStream:
             raise DataError(f"{source.info.name}: {n} images is fewer than the batch size {batch_size}")
         self.batches_per_epoch = n // batch_size  # the last, partial batch is dropped
         self.inputs = None
+        self.captions = None if captions is None else (captions[0].to(device), captions[1].to(device))
         if isinstance(source, ImageSet):
             self.images = source.images.to(device)
             self.labels = source.labels.to(device)
@@ -78,13 +89,12 @@ class RealStream:
         k = torch.arange(self.position * self.batch_size, (self.position + 1) * self.batch_size)[self.shard]
         return order[k % m].to(self.device)
 
-    def next(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """One batch: (real [B, ...] float on the device, labels [B] int64, -1 where unlabeled, and for
-        image-to-image sets the inputs [B, Ci, H, W] float, else None)."""
+    def next(self, generator: torch.Generator) -> RealBatch:
+        """One batch of this process's rows of the global batch."""
         if self.points:
             x, y = self.source.sample(self.batch_size, generator)
-            return x[self.shard].to(self.device), y[self.shard].to(self.device), None
-        inputs = None
+            return RealBatch(x[self.shard].to(self.device), y[self.shard].to(self.device), None, None)
+        inputs = text = None
         while True:
             if self.position >= self.batches_per_epoch:
                 self.epoch, self.position, self._iterator = self.epoch + 1, 0, None
@@ -93,6 +103,8 @@ class RealStream:
                 x, y = self.images[index], self.labels[index]
                 if self.inputs is not None:
                     inputs = self.inputs[self._input_rows(index)]
+                if self.captions is not None:
+                    text = self._caption_of(index, generator)
                 self.position += 1
             else:
                 x, y, bad = self._next_from_files()
@@ -102,7 +114,15 @@ class RealStream:
                     continue
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device)
             flip = self._flips(generator, x.shape[0], x.device)
-            return self._to_float(x, flip), y, None if inputs is None else self._to_float(inputs, flip)
+            return RealBatch(self._to_float(x, flip), y, None if inputs is None else self._to_float(inputs, flip),
+                             text)
+
+    def _caption_of(self, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One caption of each image, picked uniformly (drawn for the global batch, then this rank's rows)."""
+        tokens, counts = self.captions
+        u = torch.rand(self.batch_size, generator=generator)[self.shard].to(index.device)
+        slot = (u * counts[index]).long().clamp_max(counts[index] - 1)
+        return tokens[index, slot]
 
     def _next_from_files(self):
         if self._iterator is None:

@@ -1,0 +1,146 @@
+"""Text-conditioned generator and discriminator after DF-GAN (Tao et al. 2022, "DF-GAN: A Simple and Effective
+Baseline for Text-to-Image Synthesis"), with StackGAN's conditioning augmentation (Zhang et al. 2017).
+
+G: z -> 4x4 features -> up-blocks, each fusing the sentence embedding into the image features through stacked
+text-conditioned affine transforms (DF-GAN's "deep text-image fusion" blocks: per-channel scale and shift predicted
+from the text, Fig. 3) -> RGB. D: down-blocks -> 4x4 features, concatenated with the sentence embedding replicated
+over space -> one logit (DF-GAN's one-way output), so D judges both realism and image-text match.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from belamy.nets.layers import split_resolution
+
+
+class TextAffine(nn.Module):
+    """x * (1 + gamma(e)) + beta(e), per channel: the text-conditioned affine transform of DF-GAN (eq. 1), with the
+    scale as a residual around 1 so that the block starts as the identity."""
+
+    def __init__(self, channels: int, text_dim: int) -> None:
+        super().__init__()
+        self.gamma = nn.Sequential(nn.Linear(text_dim, channels), nn.ReLU(), nn.Linear(channels, channels))
+        self.beta = nn.Sequential(nn.Linear(text_dim, channels), nn.ReLU(), nn.Linear(channels, channels))
+        for mlp in (self.gamma, self.beta):
+            nn.init.zeros_(mlp[-1].weight)
+            nn.init.zeros_(mlp[-1].bias)
+
+    def forward(self, x: Tensor, e: Tensor) -> Tensor:
+        return x * (1 + self.gamma(e)[:, :, None, None]) + self.beta(e)[:, :, None, None]
+
+
+class FusionBlock(nn.Module):
+    """Upsample x2, then (affine, LeakyReLU, affine, LeakyReLU, conv) twice, with a 1x1 shortcut (DF-GAN's UPBlock)."""
+
+    def __init__(self, in_ch: int, out_ch: int, text_dim: int) -> None:
+        super().__init__()
+        self.fuse1 = nn.ModuleList([TextAffine(in_ch, text_dim), TextAffine(in_ch, text_dim)])
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, 1, 1)
+        self.fuse2 = nn.ModuleList([TextAffine(out_ch, text_dim), TextAffine(out_ch, text_dim)])
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1)
+        self.shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    @staticmethod
+    def _fuse(x: Tensor, affines: nn.ModuleList, e: Tensor) -> Tensor:
+        for affine in affines:
+            x = F.leaky_relu(affine(x, e), 0.2)
+        return x
+
+    def forward(self, x: Tensor, e: Tensor) -> Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")  # [B, in, 2h, 2w]
+        h = self.conv1(self._fuse(x, self.fuse1, e))
+        h = self.conv2(self._fuse(h, self.fuse2, e))
+        return self.shortcut(x) + h  # [B, out, 2h, 2w]
+
+
+class ConditioningAugmentation(nn.Module):
+    """StackGAN's conditioning augmentation: c ~ N(mu(e), diag(sigma(e)^2)), which smooths the text manifold for
+    the few captions per image; its KL divergence to N(0, I) regularizes G (Zhang et al. 2017, eq. 3-4)."""
+
+    def __init__(self, text_dim: int, cond_dim: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(text_dim, 2 * cond_dim)
+
+    def forward(self, e: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(c [B, cond_dim], KL per sample [B]); noise None: c = mu (deterministic, for inference)."""
+        mu, log_var = self.fc(e).chunk(2, dim=1)
+        log_var = log_var.clamp(-10, 10)
+        kl = 0.5 * (mu.square() + log_var.exp() - 1 - log_var).sum(1)
+        c = mu if noise is None else mu + (0.5 * log_var).exp() * noise
+        return c, kl
+
+
+class TextConditionedGenerator(nn.Module):
+    """G(z, sentence embedding) -> image [B, C, H, W] in [-1, 1]."""
+
+    def __init__(
+        self,
+        shape: tuple[int, int, int],  # output (C, H, W)
+        text_dim: int,  # size of the sentence embedding
+        latent_dim: int = 100,  # size of z
+        width: int = 32,  # channels at the finest level; x2 per coarser level up to 8 * width
+        cond_dim: int = 128,  # size of the augmented condition c
+    ) -> None:
+        super().__init__()
+        channels, resolution, _ = shape
+        self.latent_dim, self.text_dim = latent_dim, text_dim
+        base, levels = split_resolution(resolution)
+        chs = [width * min(2 ** (levels - i), 8) for i in range(levels + 1)]  # coarse -> fine
+        self.base = base
+        self.augment = ConditioningAugmentation(text_dim, cond_dim)
+        self.stem = nn.Linear(latent_dim, chs[0] * base * base)  # z -> [B, chs[0], base, base]
+        self.blocks = nn.ModuleList([FusionBlock(chs[i], chs[i + 1], cond_dim) for i in range(levels)])
+        self.to_image = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(chs[-1], channels, 3, 1, 1), nn.Tanh())
+
+    def forward(self, z: Tensor, sentence: Tensor, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(images [B, C, H, W], KL of the conditioning augmentation [B]). `noise` [B, cond_dim]: the
+        augmentation's draw (None at inference: the mean condition)."""
+        c, kl = self.augment(sentence, noise)
+        x = self.stem(z).view(z.shape[0], -1, self.base, self.base)
+        for block in self.blocks:
+            x = block(x, c)
+        return self.to_image(x), kl
+
+
+class DownBlock(nn.Module):
+    """DF-GAN's D block: conv 4x4 stride 2, LeakyReLU, conv 3x3, LeakyReLU, plus a learned-scale residual path."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),
+                                  nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False), nn.LeakyReLU(0.2))
+        self.shortcut = nn.Conv2d(in_ch, out_ch, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(self.shortcut(x), 2) + self.gamma * self.body(x)
+
+
+class TextConditionedDiscriminator(nn.Module):
+    """D(image, sentence embedding) -> logit [B]."""
+
+    def __init__(
+        self,
+        shape: tuple[int, int, int],  # input (C, H, W)
+        text_dim: int,  # size of the sentence embedding
+        width: int = 32,  # channels after the first conv; x2 per level up to 8 * width
+    ) -> None:
+        super().__init__()
+        channels, resolution, _ = shape
+        base, levels = split_resolution(resolution)
+        chs = [width * min(2 ** i, 8) for i in range(levels + 1)]
+        self.stem = nn.Conv2d(channels, chs[0], 3, 1, 1)
+        self.blocks = nn.Sequential(*[DownBlock(chs[i], chs[i + 1]) for i in range(levels)])  # -> [B, ., base, base]
+        self.joint = nn.Sequential(nn.Conv2d(chs[-1] + text_dim, 2 * width, 3, 1, 1, bias=False), nn.LeakyReLU(0.2),
+                                   nn.Conv2d(2 * width, 1, base, 1, 0, bias=False))  # -> [B, 1, 1, 1]
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.blocks(self.stem(x))
+
+    def forward(self, x: Tensor, sentence: Tensor) -> Tensor:
+        h = self.features(x)
+        e = sentence[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
+        return self.joint(torch.cat([h, e], dim=1)).flatten()

@@ -1,0 +1,202 @@
+"""`text2img`: text-to-image generation after DF-GAN (Tao et al. 2022) and GAN-INT-CLS (Reed et al. 2016).
+
+A caption becomes a sentence embedding (belamy.text: a bidirectional GRU pretrained against the images with a
+contrastive matching loss, the role AttnGAN's DAMSM encoder plays, then frozen or fine-tuned); G fuses it into every
+up-block through text-conditioned affine transforms, after StackGAN's conditioning augmentation; D judges an image
+with a caption, and is trained matching-aware (Reed et al. 2016): a real image with a mismatched caption counts as
+fake. D's objective is DF-GAN's hinge form, real - (fake + mismatched) / 2, with its matching-aware gradient penalty
+(MA-GP, eq. 3: 2 * E[||grad of D(x, e) wrt (x, e)||^6] on real, matching pairs), which smooths D around the real
+image-text manifold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from belamy.data.base import DataError, DataInfo, ImageSet
+from belamy.nets.dfgan import TextConditionedDiscriminator, TextConditionedGenerator
+from belamy.recipes.base import RECIPES, Batch, Recipe, RecipeDefaults
+from belamy.text import TextEncoder, Tokenizer
+
+
+@dataclass
+class Text2ImgOptions:
+    text_encoder: str = ""  # "": pretrain one on the training captions (cached in BELAMY_HOME); a folder written by
+    # `belamy text-encoder` (its vocabulary must be the data's); "scratch": an untrained encoder, trained with G
+    finetune_text: bool = False  # train the encoder further with G (it is frozen otherwise)
+    encoder_steps: int = 600  # contrastive pretraining steps when text_encoder is ""
+    embed_dim: int = 128  # encoder word embeddings
+    hidden_dim: int = 128  # GRU units per direction: the sentence embedding has 2 * hidden_dim
+    max_length: int = 24  # caption tokens kept (longer captions are cut)
+    latent_dim: int = 100
+    cond_dim: int = 128  # conditioning augmentation output
+    g_width: int = 32
+    d_width: int = 32
+    kl_weight: float = 1.0  # of the conditioning augmentation's KL term (StackGAN)
+    gp_weight: float = 2.0  # MA-GP's k (DF-GAN)
+    gp_power: float = 6.0  # MA-GP's p (DF-GAN)
+
+
+class TextToImageGenerator(nn.Module):
+    """G(z, caption tokens) -> images: the text encoder and the synthesis network as one exported model."""
+
+    def __init__(self, encoder: TextEncoder, synthesis: TextConditionedGenerator, finetune: bool) -> None:
+        super().__init__()
+        self.encoder, self.synthesis, self.finetune = encoder, synthesis, finetune
+        self.latent_dim = synthesis.latent_dim
+
+    def encode(self, tokens: Tensor) -> Tensor:
+        """Sentence embeddings [B, D] of token ids [B, L]; no gradient reaches a frozen encoder."""
+        with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
+            return self.encoder(tokens)[1]
+
+    def forward(self, z: Tensor, tokens: Tensor, noise: Tensor | None = None,
+                return_all: bool = False) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+        """Images [B, C, H, W]; with return_all, (images, KL of the augmentation [B], sentence embeddings)."""
+        sentence = self.encode(tokens)
+        images, kl = self.synthesis(z, sentence, noise)
+        return (images, kl, sentence) if return_all else images
+
+
+def _bare(net: nn.Module) -> nn.Module:
+    return getattr(net, "module", net)  # the module inside a DDP wrapper
+
+
+@RECIPES.register("text2img")
+class Text2Img(Recipe):
+    """Text-to-image: pretrained text encoder, DF-GAN fusion G, matching-aware D with MA-GP (Tao et al. 2022)."""
+
+    name = "text2img"
+    Options = Text2ImgOptions
+    needs_images = True
+    uses_text = True
+    task = "text"
+    # DF-GAN's: hinge loss, Adam(beta1 = 0, beta2 = 0.9), lr 1e-4 for G and 4e-4 for D
+    defaults = RecipeDefaults(loss="hinge", lr_g=1e-4, lr_d=4e-4, betas=(0.0, 0.9), batch_size=32)
+
+    @classmethod
+    def check_data(cls, options: Text2ImgOptions, data: DataInfo) -> None:
+        super().check_data(options, data)
+        if not data.captioned or not data.vocabulary:
+            raise ValueError(f"recipe 'text2img' needs captioned images (e.g. shapes, or a folder with "
+                             f"metadata.jsonl, captions.csv or a .txt per image); {data.name!r} has no captions")
+
+    @classmethod
+    def tokenizer(cls, data: DataInfo) -> Tokenizer:
+        return Tokenizer(data.vocabulary)
+
+    @classmethod
+    def build_generator(cls, options: Text2ImgOptions, data: DataInfo) -> nn.Module:
+        encoder = TextEncoder(len(cls.tokenizer(data)), options.embed_dim, options.hidden_dim)
+        synthesis = TextConditionedGenerator(data.shape, encoder.dim, options.latent_dim, options.g_width,
+                                             options.cond_dim)
+        return TextToImageGenerator(encoder, synthesis, options.finetune_text)
+
+    @classmethod
+    def build_discriminator(cls, options: Text2ImgOptions, data: DataInfo) -> nn.Module:
+        return TextConditionedDiscriminator(data.shape, 2 * options.hidden_dim, options.d_width)
+
+    # --- the text encoder ------------------------------------------------------------------------------------------
+
+    def prepare(self, source: Any) -> None:
+        """Load the pretrained text encoder into G: a given folder, or one pretrained on these captions (cached)."""
+        from belamy.text import load_text_encoder
+
+        o = self.options
+        if o.text_encoder == "scratch":
+            return
+        folder = Path(o.text_encoder) if o.text_encoder else self._pretrained_on(source)
+        tokenizer, encoder, _ = load_text_encoder(folder)
+        if tuple(tokenizer.vocabulary) != tuple(self.data.vocabulary):
+            raise DataError(f"text encoder {folder} was trained with another vocabulary ({len(tokenizer)} words) "
+                            f"than the captions of {self.data.name} ({len(self.data.vocabulary) + 2}): pretrain it "
+                            f"on this data (belamy text-encoder --data ...)")
+        try:
+            self.G.encoder.load_state_dict(encoder.state_dict())
+        except RuntimeError as e:
+            raise DataError(f"text encoder {folder} does not fit options embed_dim={o.embed_dim}, "
+                            f"hidden_dim={o.hidden_dim}: {str(e).splitlines()[0]}") from None
+
+    def _pretrained_on(self, data: ImageSet) -> Path:
+        """A text encoder pretrained on `data` with these options, from BELAMY_HOME/text_encoders (trained once)."""
+        from belamy.metrics.cache import home_dir
+        from belamy.metrics.classifier import data_sha256
+        from belamy.text import pretrain_text_encoder, save_text_encoder
+
+        o = self.options
+        settings = {"steps": o.encoder_steps, "embed_dim": o.embed_dim, "hidden_dim": o.hidden_dim,
+                    "max_length": o.max_length, "seed": 0}
+        key = hashlib.sha256(json.dumps([data_sha256(data), data.captions, settings]).encode()).hexdigest()[:16]
+        folder = home_dir("text_encoders") / f"{data.info.name}-{key}"
+        if not (folder / "text_encoder.json").is_file():
+            pretrained = pretrain_text_encoder(data, steps=o.encoder_steps, embed_dim=o.embed_dim,
+                                               hidden_dim=o.hidden_dim, max_length=o.max_length,
+                                               tokenizer=self.tokenizer(self.data))
+            save_text_encoder(folder, pretrained)
+        return folder
+
+    def caption_tokens(self, captions: list[list[str]]) -> tuple[Tensor, Tensor]:
+        tokenizer, length = self.tokenizer(self.data), self.options.max_length
+        k = max(len(c) for c in captions)
+        tokens = torch.zeros(len(captions), k, length, dtype=torch.long)
+        for i, texts in enumerate(captions):
+            for j, text in enumerate(texts):
+                ids = tokenizer.encode(text, length)
+                tokens[i, j, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+        return tokens, torch.tensor([len(c) for c in captions])
+
+    # --- phases ------------------------------------------------------------------------------------------------------
+
+    def d_step(self, batch: Batch) -> dict[str, Tensor]:
+        assert batch.text is not None, "text2img needs captioned data"
+        noise = batch.randn(self.options.cond_dim)
+        with torch.set_grad_enabled(batch.keep_fake):
+            fake, kl, sentence = self.G(batch.z, batch.text, noise, return_all=True)
+        if batch.keep_fake:  # the G step reuses this forward
+            batch.fake, batch.made["kl"], batch.made["sentence"] = fake, kl, sentence
+        sentence = sentence.detach()
+        # MA-GP needs D's gradient wrt the real image and its caption, so both enter D as leaves that need it.
+        real = batch.real.detach().requires_grad_(True)
+        text = sentence.clone().requires_grad_(True)
+        real_logits = self.D(real, text).float()
+        fake_logits = self.D(fake.detach(), sentence).float()
+        mismatched_logits = self.D(batch.real, sentence.roll(1, dims=0)).float()  # another image's caption
+        # DF-GAN: real - (fake + mismatched) / 2, written as the mean of the two games D plays
+        adversarial = 0.5 * (self.loss.d(real_logits, fake_logits) + self.loss.d(real_logits, mismatched_logits))
+        grad_image, grad_text = torch.autograd.grad(real_logits.sum(), (real, text), create_graph=True)
+        norm = torch.cat([grad_image.flatten(1), grad_text.flatten(1)], dim=1).float().norm(dim=1)
+        penalty = self.options.gp_weight * norm.pow(self.options.gp_power).mean()
+        return {"loss": adversarial + penalty, "ma_gp": penalty.detach(),
+                "d_real": self.loss.d_output(real_logits.detach()).mean(),
+                "d_fake": self.loss.d_output(fake_logits.detach()).mean(),
+                "d_mismatched": self.loss.d_output(mismatched_logits.detach()).mean()}
+
+    def g_step(self, batch: Batch) -> dict[str, Tensor]:
+        if batch.fake is not None:
+            fake, kl, sentence = batch.fake, batch.made["kl"], batch.made["sentence"]
+        else:
+            fake, kl, sentence = self.G(batch.z, batch.text, batch.randn(self.options.cond_dim), return_all=True)
+        adversarial = self.loss.g(self.D(fake, sentence).float())
+        kl_term = self.options.kl_weight * kl.float().mean()
+        return {"loss": adversarial + kl_term, "g_adversarial": adversarial.detach(), "kl": kl_term.detach()}
+
+    @torch.no_grad()
+    def preview(self, G: nn.Module, batch: Batch) -> tuple[Tensor, int | None]:
+        """A row of 8 samples per fixed caption (samples/captions.txt lists them)."""
+        return G(batch.z, batch.text).float(), 8
+
+
+def interpolate_embeddings(a: Tensor, b: Tensor, steps: int) -> Tensor:
+    """GAN-INT (Reed et al. 2016): points on the line between two sentence embeddings [D] -> [steps, D]."""
+    t = torch.linspace(0, 1, steps, device=a.device)[:, None]
+    return torch.lerp(a[None], b[None], t)
+
+
+__all__ = ["Text2Img", "Text2ImgOptions", "TextToImageGenerator", "interpolate_embeddings"]

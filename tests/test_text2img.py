@@ -1,0 +1,142 @@
+"""Text-to-image: captioned data reaches the recipe, prompts are checked (unknown, empty, too long), `belamy
+generate` and `belamy text-encoder` work end to end, and the text encoder is loaded, frozen or refused clearly."""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+from PIL import Image
+
+import belamy
+from belamy.config import ConfigError
+from belamy.data import open_data
+from belamy.pipelines.text_to_image import PromptError, TextToImagePipeline
+from belamy.text import load_text_encoder
+
+from helpers import tensors
+
+QUIET = {"progress": False, "sample_every": 0, "log_every": 1, "ckpt_every": 0}
+TINY = {"g_width": 8, "d_width": 8, "embed_dim": 16, "hidden_dim": 16, "latent_dim": 16, "cond_dim": 16}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "belamy", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Two steps on shapes with an untrained ("scratch") encoder: enough to exercise everything but quality."""
+    out = tmp_path_factory.mktemp("runs")
+    return belamy.train(model="text2img", data="shapes", steps=2, batch_size=8, out=str(out), name="tiny",
+                        options={**TINY, "text_encoder": "scratch"}, **QUIET)
+
+
+def test_captions_reach_the_batches_and_the_run(tiny_run):
+    log = [json.loads(line) for line in (tiny_run.path / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in log if "ma_gp" in r]
+    assert len(steps) == 2 and all(r["d_mismatched"] == r["d_mismatched"] for r in steps)  # finite figures
+    captions = (tiny_run.path / "samples" / "captions.txt").read_text().splitlines()
+    assert len(captions) == 8 and all(captions)  # one fixed caption per row of the sample grid
+    config = json.loads((tiny_run.path / "config.json").read_text())
+    assert config["task"] == "text" and "circle" in config["data"]["vocabulary"]
+
+
+def test_prompts_are_checked(tiny_run):
+    g = belamy.load(tiny_run.path)
+    assert isinstance(g, TextToImagePipeline)
+    x = g.generate("a small white circle on a green background", n=3, seed=0)
+    assert x.shape == (3, 3, 32, 32) and torch.equal(x, g.generate("a small white circle on a green background",
+                                                                   n=3, seed=0))
+    with pytest.raises(PromptError, match="empty"):
+        g.generate("  ,  ")
+    with pytest.raises(PromptError, match="no known word"):
+        g.generate("zebra xylophone")
+    with pytest.warns(UserWarning, match="never saw: 'zebra'"):
+        assert g.generate("zebra xylophone", n=1, allow_unknown=True).shape == (1, 3, 32, 32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g.generate("a red cirlce", n=1)
+        g.generate("red " * 40, n=1)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "'cirlce' (nearest: circle" in messages and "reads the first 24" in messages
+    with pytest.raises(PromptError, match="generate"):
+        g.sample(4)
+    walk = g.interpolate_prompts("a red circle", "a blue square", steps=5)
+    assert walk.shape == (5, 3, 32, 32)
+
+
+def test_generate_command(tiny_run, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red circle\n\na blue square on white\n")
+    r = cli("generate", str(tiny_run.path), "--prompts-file", str(prompts), "--n", "4", "--out",
+            str(tmp_path / "g.png"))
+    assert r.returncode == 0, r.stderr
+    with Image.open(tmp_path / "g.png") as im:
+        assert im.size == (4 * 34 + 2, 2 * 34 + 2) and "a red circle" in im.text["prompt"]
+    r = cli("generate", str(tiny_run.path), "--prompt", "a red cirlce", "--n", "2", "--out-dir", str(tmp_path / "d"))
+    assert r.returncode == 0 and "nearest: circle" in r.stderr
+    assert len(list((tmp_path / "d").iterdir())) == 2
+    r = cli("generate", str(tiny_run.path), "--prompt", "qwerty", "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 1 and "no known word" in r.stderr
+    r = cli("generate", str(tiny_run.path), "--prompt", "a red circle", "--to", "a blue square", "--n", "6",
+            "--out", str(tmp_path / "walk.png"))
+    assert r.returncode == 0, r.stderr
+    r = cli("generate", str(tiny_run.path), "--class", "3", "--out", str(tmp_path / "c.png"))
+    assert r.returncode == 1 and "not a class-conditional model" in r.stderr
+
+
+def test_generate_by_class_with_a_conditional_model(tmp_path):
+    run = belamy.train(model="cgan", data="digits", steps=2, batch_size=16, out=str(tmp_path), name="c",
+                       options={"latent_dim": 8, "g_width": 8, "d_width": 8}, **QUIET)
+    r = cli("generate", str(run.path), "--class", "7", "--n", "4", "--out", str(tmp_path / "sevens.png"))
+    assert r.returncode == 0, r.stderr
+    r = cli("generate", str(run.path), "--prompt", "a seven", "--out", str(tmp_path / "p.png"))
+    assert r.returncode == 1 and "use --class" in r.stderr
+
+
+def test_text_encoder_pretrained_loaded_and_frozen(tmp_path):
+    """`belamy text-encoder` writes an encoder that text2img loads into G and keeps frozen; one trained on other
+    captions is refused."""
+    r = cli("text-encoder", "--data", "shapes", "--steps", "5", "--out", str(tmp_path / "enc"))
+    assert r.returncode == 0, r.stderr
+    _, encoder, _ = load_text_encoder(tmp_path / "enc")
+    run = belamy.train(model="text2img", data="shapes", steps=3, batch_size=8, out=str(tmp_path), name="t",
+                       options={**TINY, "embed_dim": 128, "hidden_dim": 128, "text_encoder": str(tmp_path / "enc")},
+                       **QUIET)
+    weights = tensors(run.path / "model.safetensors")
+    for key, value in encoder.state_dict().items():  # loaded, and not moved by G's three updates
+        assert torch.equal(weights[f"encoder.{key}"], value), key
+
+    folder = tmp_path / "captioned"
+    folder.mkdir()
+    for i in range(8):
+        Image.new("RGB", (16, 16), (30 * i, 0, 0)).save(folder / f"{i}.png")
+        (folder / f"{i}.txt").write_text(f"a zebra number {i}\n")
+    with pytest.raises(Exception, match="another vocabulary"):
+        belamy.train(model="text2img", data=str(folder), resolution=16, steps=1, batch_size=4, out=str(tmp_path),
+                     options={**TINY, "embed_dim": 128, "hidden_dim": 128, "text_encoder": str(tmp_path / "enc")},
+                     **QUIET)
+
+
+def test_captioned_folder_trains_from_the_cli(tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    lines = []
+    for i in range(8):
+        Image.new("RGB", (20, 20), (200, 20 * i, 0)).save(folder / f"{i}.png")
+        lines.append(json.dumps({"file_name": f"{i}.png", "text": [f"an orange square number {i}", "orange"]}))
+    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    data = open_data(str(folder), resolution=16)
+    assert data.info.captioned and len(data.captions[0]) == 2 and "orange" in data.info.vocabulary
+    r = cli("train", "--model", "text2img", "--data", str(folder), "--resolution", "16", "--steps", "2",
+            "--batch-size", "4", "-o", "text_encoder=scratch", "-o", "g_width=8", "-o", "d_width=8",
+            "--out", str(tmp_path / "runs"), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    r = cli("train", "--model", "text2img", "--data", "mnist", "--steps", "1", "--out", str(tmp_path / "runs"))
+    assert r.returncode == 1 and "needs captioned images" in r.stderr
+    with pytest.raises(ConfigError, match="hflip"):
+        belamy.train(model="text2img", data="shapes", steps=1, hflip=True, options={"text_encoder": "scratch"},
+                     out=str(tmp_path), **QUIET)
