@@ -220,3 +220,13 @@ def test_a_batch_with_skipped_files_keeps_every_tensor_the_same_size(tmp_path):
                        steps=6, options={"g_width": 8, "d_width": 8}, sample_every=0, log_every=3,
                        out=str(tmp_path / "runs"), name="r", progress=False)
     assert run.step == 6 and "broken.png" in (run.path / "log.jsonl").read_text()
+
+
+def test_figures_of_the_d_step_are_averaged_per_d_step():
+    """With d_steps > 1, D's figures are summed d_steps times per step: these keys are divided by that many."""
+    from belamy.train.loop import _d_keys
+
+    keys = {"loss_d", "loss_g", "d_real", "d_loss_a", "grad_norm_d", "grad_norm_g", "fp16_skipped_d",
+            "fp16_skipped_g", "gp", "r1", "ma_gp", "kl", "g_adversarial", "l1", "cycle"}
+    assert _d_keys(dict.fromkeys(keys)) == {"loss_d", "d_real", "d_loss_a", "grad_norm_d", "fp16_skipped_d", "gp",
+                                            "r1", "ma_gp"}

@@ -33,26 +33,24 @@ class TextAffine(nn.Module):
 
 
 class FusionBlock(nn.Module):
-    """Upsample x2, then (affine, LeakyReLU, affine, LeakyReLU, conv) twice, with a 1x1 shortcut (DF-GAN's UPBlock)."""
+    """Upsample x2, then twice (conv, normalize, text affine, LeakyReLU), with a 1x1 shortcut (DF-GAN's UPBlock).
+
+    Unlike DF-GAN, each affine transform modulates normalized features (per-sample layer norm, as AdaIN does with
+    style): without it the signal fades through the unnormalized stack and G learns far too slowly for a short run;
+    per sample, so no batch statistics are needed at inference."""
 
     def __init__(self, in_ch: int, out_ch: int, text_dim: int) -> None:
         super().__init__()
-        self.fuse1 = nn.ModuleList([TextAffine(in_ch, text_dim), TextAffine(in_ch, text_dim)])
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, 1, 1)
-        self.fuse2 = nn.ModuleList([TextAffine(out_ch, text_dim), TextAffine(out_ch, text_dim)])
+        self.norm1, self.fuse1 = nn.GroupNorm(1, out_ch, affine=False), TextAffine(out_ch, text_dim)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1)
+        self.norm2, self.fuse2 = nn.GroupNorm(1, out_ch, affine=False), TextAffine(out_ch, text_dim)
         self.shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
-
-    @staticmethod
-    def _fuse(x: Tensor, affines: nn.ModuleList, e: Tensor) -> Tensor:
-        for affine in affines:
-            x = F.leaky_relu(affine(x, e), 0.2)
-        return x
 
     def forward(self, x: Tensor, e: Tensor) -> Tensor:
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")  # [B, in, 2h, 2w]
-        h = self.conv1(self._fuse(x, self.fuse1, e))
-        h = self.conv2(self._fuse(h, self.fuse2, e))
+        h = F.leaky_relu(self.fuse1(self.norm1(self.conv1(x)), e), 0.2)
+        h = F.leaky_relu(self.fuse2(self.norm2(self.conv2(h)), e), 0.2)
         return self.shortcut(x) + h  # [B, out, 2h, 2w]
 
 
@@ -92,6 +90,7 @@ class TextConditionedGenerator(nn.Module):
         self.base = base
         self.augment = ConditioningAugmentation(text_dim, cond_dim)
         self.stem = nn.Linear(latent_dim, chs[0] * base * base)  # z -> [B, chs[0], base, base]
+        self.stem_norm = nn.GroupNorm(1, chs[0], affine=False)
         self.blocks = nn.ModuleList([FusionBlock(chs[i], chs[i + 1], cond_dim) for i in range(levels)])
         self.to_image = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(chs[-1], channels, 3, 1, 1), nn.Tanh())
 
@@ -99,7 +98,7 @@ class TextConditionedGenerator(nn.Module):
         """(images [B, C, H, W], KL of the conditioning augmentation [B]). `noise` [B, cond_dim]: the
         augmentation's draw (None at inference: the mean condition)."""
         c, kl = self.augment(sentence, noise)
-        x = self.stem(z).view(z.shape[0], -1, self.base, self.base)
+        x = F.leaky_relu(self.stem_norm(self.stem(z).view(z.shape[0], -1, self.base, self.base)), 0.2)
         for block in self.blocks:
             x = block(x, c)
         return self.to_image(x), kl

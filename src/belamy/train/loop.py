@@ -726,7 +726,7 @@ def _accumulate(sums: dict[str, torch.Tensor], losses: dict[str, torch.Tensor], 
 
 def _d_keys(sums: dict[str, torch.Tensor]) -> set[str]:
     """Figures summed once per D step (d_steps times per step) rather than once per step."""
-    return {k for k in sums if k.startswith("d_") or k in ("loss_d", "gp", "r1", "grad_norm_d")}
+    return {k for k in sums if k.startswith("d_") or k.endswith("_d") or k in ("gp", "r1", "ma_gp")}
 
 
 def _is_finite_number(v: float) -> bool:
