@@ -140,3 +140,16 @@ def test_captioned_folder_trains_from_the_cli(tmp_path):
     with pytest.raises(ConfigError, match="hflip"):
         belamy.train(model="text2img", data="shapes", steps=1, hflip=True, options={"text_encoder": "scratch"},
                      out=str(tmp_path), **QUIET)
+
+
+def test_attribute_consistency_reads_real_scenes_right(tiny_run):
+    """The text-to-image measure reads colours back from pixels: on real held-out scenes it must be (nearly) always
+    right, or it could not tell a model that follows captions from one that does not."""
+    from belamy.metrics.text_to_image import shapes_consistency
+
+    result = shapes_consistency(belamy.load(tiny_run.path), "shapes:test", n=120, shapes=False)
+    assert result["n"] == 120
+    assert result["background_accuracy_real"] == 1.0 and result["colour_accuracy_real"] > 0.9, result
+    assert 0.0 <= result["background_accuracy"] <= 1.0
+    r = cli("interpolate", str(tiny_run.path))
+    assert r.returncode == 1 and "interpolate_prompts" in r.stderr

@@ -468,6 +468,8 @@ def _eval_image_to_image(args: argparse.Namespace) -> int:
 
     model = belamy.load(args.run, device=args.device)
     data = args.real
+    if model.task == "text":
+        return _eval_text_to_image(args, model)
     if data is None:
         name, _ = split_spec(training_data_of(args.run))
         data = f"{name}:test"
@@ -476,6 +478,27 @@ def _eval_image_to_image(args: argparse.Namespace) -> int:
                              f"and testB/, or {name}:test for a paired layout with split folders)")
     result = evaluate_image_to_image(model, data, args.n, seed=args.seed, batch_size=args.batch_size)
     print(f"belamy eval: {model.recipe} ({model.task}) {args.run} on {data}, {result['n']} images")
+    for key, value in result.items():
+        if isinstance(value, float):
+            print(f"  {key:26s} {value:.4f}")
+    out = args.out or Path(args.run) / "metrics.json"
+    write_json_atomic(Path(out), {"belamy": __version__, **result})
+    print(f"wrote {out}")
+    return 0
+
+
+def _eval_text_to_image(args: argparse.Namespace, model) -> int:
+    """belamy eval on a text-to-image model: attribute consistency on held-out `shapes` scenes."""
+    from belamy import __version__
+    from belamy.metrics.text_to_image import shapes_consistency
+    from belamy.train.checkpoint import write_json_atomic
+
+    data = args.real or "shapes:test"
+    if not data.startswith("shapes"):
+        raise ValueError(f"text-to-image models are measured on shapes:test or shapes-heldout (caption attributes "
+                         f"read back from the images); {data} has no attributes")
+    result = shapes_consistency(model, data, n=args.n or 500, seed=args.seed, batch_size=args.batch_size)
+    print(f"belamy eval: text2img {args.run} on {data}, {result['n']} single-object scenes")
     for key, value in result.items():
         if isinstance(value, float):
             print(f"  {key:26s} {value:.4f}")

@@ -85,6 +85,12 @@ class ImageToImagePipeline:
             fake = self.generator(self._z(x), condition).float().cpu()
         return self._like(m * fake + (1 - m) * x, as_pil)
 
+    def sample(self, *args: Any, **kwargs: Any) -> Tensor:
+        raise ValueError(f"this {self.recipe} model maps images to images, it does not sample from noise: use "
+                         f"belamy {self.task} (Python: .{self.task}(...))")
+
+    interpolate = sample_images = _require_images = sample
+
     # --- helpers -----------------------------------------------------------------------------------------------
 
     def _require(self, task: str) -> None:

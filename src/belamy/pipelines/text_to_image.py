@@ -86,4 +86,9 @@ class TextToImagePipeline(GeneratorPipeline):
 
     def sample(self, n: int = 16, seed: int = 0, class_label: int | str | None = None,
                batch_size: int = 64) -> torch.Tensor:
-        raise PromptError("a text-to-image model draws from a prompt: use generate('a small white circle ...')")
+        raise PromptError("a text-to-image model draws from a prompt: use generate('a small white circle ...') "
+                          "(belamy generate RUN --prompt ...)")
+
+    def interpolate(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        raise PromptError("a text-to-image model walks between prompts: use interpolate_prompts(start, end) "
+                          "(belamy generate RUN --prompt START --to END)")
