@@ -55,10 +55,12 @@ def inpaint_run(tmp_path_factory):
 def test_pix2pix_edges2mnist_preserves_the_digit(pix2pix_run):
     model = belamy.load(pix2pix_run.path)
     result = evaluate_image_to_image(model, "edges2mnist:test", n=500)
-    # The in-domain classifier recognizes the intended digit in the outputs (an untrained U-Net: ~10%).
+    # The in-domain classifier recognizes the intended digit in the outputs (an untrained U-Net: 33%, its skips
+    # pass the edges through; FID 1023, PSNR 6.6 dB).
     assert result["classifier_accuracy"] > 0.9
     assert result["label_accuracy"] >= 0.85, result
     assert result["ssim"] > 0.6, result
+    assert 0 < result["fid_classifier"] < 100, result  # in-domain FID to the real test digits (untrained: 1023)
 
 
 def test_srgan_beats_bicubic_on_held_out_digits(srgan_run):

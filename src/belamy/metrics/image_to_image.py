@@ -1,9 +1,10 @@
 """Measuring image-to-image models on held-out data: what each task is judged by.
 
 - translate (pix2pix): PSNR and SSIM against the true targets, and label preservation: the in-domain classifier of
-  the target domain recognizes the input's class in the output.
-- translate (CycleGAN): label preservation both ways (A -> B judged by a classifier of domain B, B -> A by one of
-  domain A) and the cycle reconstruction error |F(G(a)) - a|, |G(F(b)) - b| (L1 and PSNR).
+  the target domain recognizes the input's class in the output; and an in-domain FID (the Frechet distance of that
+  classifier's features, outputs against the target domain's real held-out images).
+- translate (CycleGAN): label preservation and in-domain FID both ways (A -> B judged by a classifier of domain B,
+  B -> A by one of domain A) and the cycle reconstruction error |F(G(a)) - a|, |G(F(b)) - b| (L1 and PSNR).
 - upscale (SRGAN): PSNR and SSIM of the upscaled low-resolution images (made by the same bicubic downsampling as in
   training) against the originals, beside bicubic upsampling's.
 - inpaint: PSNR inside the hole against the original, beside a mean-fill baseline (the hole filled with the mean
@@ -80,6 +81,14 @@ def _has_splits(name: str) -> bool:
     return name in DATASETS and "split" in inspect.signature(DATASETS.get(name)).parameters
 
 
+def _classifier_fid(trained, real: Tensor, outputs: list[Tensor]) -> float:
+    """Frechet distance of the in-domain classifier's features: outputs against real images of the target domain
+    (an in-domain FID, as belamy eval computes for samples)."""
+    from belamy.metrics.classifier import classifier_frechet_distance
+
+    return classifier_frechet_distance(trained.net, _float(real), torch.cat(outputs))
+
+
 def _label_accuracy(trained, outputs: list[Tensor], labels: Tensor) -> float:
     with torch.no_grad():
         predicted = torch.cat([trained.net(x).argmax(1) for x in outputs])
@@ -104,6 +113,7 @@ def _paired(model, test: ImageSet, count: int, data: str, batch_size: int) -> di
     if trained is not None:
         result["label_accuracy"] = _label_accuracy(trained, outputs, target_labels[:count])
         result["classifier_accuracy"] = trained.test_accuracy
+        result["fid_classifier"] = _classifier_fid(trained, targets[:count], outputs)
     return result
 
 
@@ -128,6 +138,8 @@ def _cycle(model, test: ImageSet, count: int, data: str, batch_size: int) -> dic
         if trained is not None:
             result[f"label_accuracy_{name}"] = _label_accuracy(trained, outputs, labels[:n])
             result[f"classifier_accuracy_{target_domain}"] = trained.test_accuracy
+            target_images = test.images if target_domain == "B" else test.inputs
+            result[f"fid_classifier_{name}"] = _classifier_fid(trained, target_images, outputs)
     return result
 
 
