@@ -89,7 +89,9 @@ class TextConditionedGenerator(nn.Module):
         chs = [width * min(2 ** (levels - i), 8) for i in range(levels + 1)]  # coarse -> fine
         self.base = base
         self.augment = ConditioningAugmentation(text_dim, cond_dim)
-        self.stem = nn.Linear(latent_dim, chs[0] * base * base)  # z -> [B, chs[0], base, base]
+        # [z, c] -> [B, chs[0], base, base]: the condition also enters G's input, as in GAN-INT-CLS and StackGAN;
+        # the fusion blocks alone pass the text on too weakly for G to follow it in a short run
+        self.stem = nn.Linear(latent_dim + cond_dim, chs[0] * base * base)
         self.stem_norm = nn.GroupNorm(1, chs[0], affine=False)
         self.blocks = nn.ModuleList([FusionBlock(chs[i], chs[i + 1], cond_dim) for i in range(levels)])
         self.to_image = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(chs[-1], channels, 3, 1, 1), nn.Tanh())
@@ -98,21 +100,26 @@ class TextConditionedGenerator(nn.Module):
         """(images [B, C, H, W], KL of the conditioning augmentation [B]). `noise` [B, cond_dim]: the
         augmentation's draw (None at inference: the mean condition)."""
         c, kl = self.augment(sentence, noise)
-        x = F.leaky_relu(self.stem_norm(self.stem(z).view(z.shape[0], -1, self.base, self.base)), 0.2)
+        x = self.stem(torch.cat([z, c], dim=1)).view(z.shape[0], -1, self.base, self.base)
+        x = F.leaky_relu(self.stem_norm(x), 0.2)
         for block in self.blocks:
             x = block(x, c)
         return self.to_image(x), kl
 
 
 class DownBlock(nn.Module):
-    """DF-GAN's D block: conv 4x4 stride 2, LeakyReLU, conv 3x3, LeakyReLU, plus a learned-scale residual path."""
+    """DF-GAN's D block: conv 4x4 stride 2, LeakyReLU, conv 3x3, LeakyReLU, plus a learned-scale residual path.
+
+    DF-GAN starts the scale at 0, so its D first sees only average-pooled colours and learns textures as the scale
+    grows, over hundreds of epochs; a short run never gets there (G learns colourful noise that averages right).
+    Here the scale starts at 1: D judges textures from the first step."""
 
     def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__()
         self.body = nn.Sequential(nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),
                                   nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False), nn.LeakyReLU(0.2))
         self.shortcut = nn.Conv2d(in_ch, out_ch, 1)
-        self.gamma = nn.Parameter(torch.zeros(1))
+        self.gamma = nn.Parameter(torch.ones(1))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.avg_pool2d(self.shortcut(x), 2) + self.gamma * self.body(x)
