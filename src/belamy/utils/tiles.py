@@ -42,8 +42,8 @@ def apply_tiled(fn: Callable[[Tensor], Tensor], x: Tensor, tile: int, overlap: i
     Blending: each tile's output is weighted by the outer product of 1-D ramps (_blend_weights) that fall to zero
     toward inner tile edges (never at the image border, where the tile's edge is the image's), and overlapping
     outputs are averaged with these weights (normalised by their sum). Within the overlap band the outer quarter
-    (`overlap // 4` input pixels) nearest a tile's inner edge gets weight 0 and the middle half ramps linearly. Why the zero margin: near an inner edge a
-    tile's output sees the tile's zero padding instead of the neighbouring pixels and is wrong; a ramp that only
+    (`overlap // 4` input pixels) nearest a tile's inner edge gets weight 0 and the middle half ramps linearly. Why
+    the zero margin: near an inner edge a tile's output sees the tile's zero padding instead of the neighbouring pixels and is wrong; a ramp that only
     approached zero would still mix those wrong values in. Hence the guarantee: if every output pixel depends only on
     input pixels within r of it (receptive-field radius r, in input pixels) and r <= overlap // 4, the result equals
     the untiled fn(x) up to float rounding. Functions with wider (or global, e.g. instance norm) receptive fields
