@@ -23,7 +23,7 @@ from pathlib import Path, PureWindowsPath
 import torch
 
 from belamy.data.base import DataError, DataInfo, ImageSet
-from belamy.data.folder import IMAGE_EXTENSIONS, BadImageError, _bad_list, load_image
+from belamy.data.folder import IMAGE_EXTENSIONS, BadImageError, _bad_list, load_image, walk_files
 from belamy.data.paired import _map
 
 METADATA_FILE = "metadata.jsonl"
@@ -66,30 +66,16 @@ def _scan(root: Path) -> tuple[dict[str, Path], dict[str, str], int]:
     sorted order; sidecars: relative .txt name -> relative name of the image beside it, or '' when none is;
     number of other files, .txt files aside)."""
 
-    def walk_error(err: OSError) -> None:  # an unreadable subfolder would silently shrink the data set
-        raise DataError(f"cannot read folder {err.filename}: {err.strerror or err}") from err
-
     found: list[tuple[str, ...]] = []
     texts: list[tuple[str, ...]] = []
     others = 0
-    seen_dirs: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, onerror=walk_error, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen_dirs:  # symlink cycles and duplicates
-            dirnames[:] = []
-            continue
-        seen_dirs.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel = Path(dirpath).relative_to(root).parts
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            if _is_image(name):
-                found.append((*rel, name))
-            elif os.path.splitext(name)[1].lower() == SIDECAR:
-                texts.append((*rel, name))
-            else:
-                others += 1
+    for parts in walk_files(root):
+        if _is_image(parts[-1]):
+            found.append(parts)
+        elif os.path.splitext(parts[-1])[1].lower() == SIDECAR:
+            texts.append(parts)
+        else:
+            others += 1
     found.sort()
     images = {"/".join(parts): root.joinpath(*parts) for parts in found}
     by_stem: dict[str, list[str]] = defaultdict(list)  # 'sub/a' -> ['sub/a.jpg', 'sub/a.png']

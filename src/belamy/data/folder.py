@@ -54,6 +54,26 @@ def _is_image(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def walk_files(root: Path) -> Iterator[tuple[str, ...]]:
+    """Every file under root as its path parts relative to root, hidden files and folders skipped, folders in sorted
+    order. Symlinked folders are followed (data sets often link class folders in), each real folder once (no cycles);
+    an unreadable folder is a DataError: it would silently shrink the data set."""
+
+    def walk_error(err: OSError) -> None:
+        raise DataError(f"cannot read folder {err.filename}: {err.strerror or err}") from err
+
+    seen_dirs: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, onerror=walk_error, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen_dirs:
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel = Path(dirpath).relative_to(root).parts
+        yield from ((*rel, name) for name in sorted(filenames) if not name.startswith("."))
+
+
 def scan_folder(root: str | Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
     """Recursively find images under root (sorted, deterministic order). If root has first-level subfolders that
     contain images, class = first-level subfolder (labels 0..K-1 in sorted name order, class_names returned);
@@ -66,28 +86,13 @@ def scan_folder(root: str | Path) -> tuple[list[Path], list[int], tuple[str, ...
     if not root.is_dir():
         raise DataError(f"{root} is a file, not a folder of images")
 
-    def walk_error(err: OSError) -> None:  # an unreadable subfolder would silently shrink the data set
-        raise DataError(f"cannot read folder {err.filename}: {err.strerror or err}") from err
-
     found: list[tuple[str, ...]] = []  # paths relative to root, as parts
     others = 0
-    seen_dirs: set[str] = set()
-    # followlinks: data sets often symlink class folders; seen_dirs stops symlink cycles and duplicates.
-    for dirpath, dirnames, filenames in os.walk(root, onerror=walk_error, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen_dirs:
-            dirnames[:] = []
-            continue
-        seen_dirs.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel = Path(dirpath).relative_to(root).parts
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            if _is_image(name):
-                found.append((*rel, name))
-            else:
-                others += 1
+    for parts in walk_files(root):
+        if _is_image(parts[-1]):
+            found.append(parts)
+        else:
+            others += 1
     if not found:
         exts = ", ".join(sorted(IMAGE_EXTENSIONS))
         raise DataError(f"no image files ({exts}) found in {root}; saw {others} other file(s)")
