@@ -1,10 +1,11 @@
 """Image-to-image GANs: the recipes learn their task (figures past thresholds an untrained model misses), the
 pipelines and the translate/upscale/inpaint commands work on files and folders, and bad input is refused clearly."""
 
+import contextlib
+import io
 import json
 import shutil
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -23,8 +24,17 @@ QUIET = {"progress": False, "sample_every": 0, "log_every": 50, "ckpt_every": 0}
 TINY_UNET = {"width": 16, "d_width": 16}
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "belamy", *args], capture_output=True, text=True, timeout=300)
+def cli(*args: str) -> SimpleNamespace:
+    """`belamy ARGS` in this process (no second torch import per call), with its exit status and output."""
+    from belamy.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse's usage errors
+            code = e.code
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 # --- trained models, shared by the tests below (one short training each) ------------------------------------------
@@ -46,8 +56,8 @@ def srgan_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def inpaint_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    return belamy.train(model="inpaint", data="mnist:train", resolution=32, steps=300, batch_size=32, options=TINY_UNET,
-                        out=str(out), name="inp", **QUIET)
+    return belamy.train(model="inpaint", data="mnist:train", resolution=32, steps=150, batch_size=32,
+                        options=TINY_UNET, out=str(out), name="inp", **QUIET)
 
 
 # --- learning ----------------------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Text-to-image: captioned data reaches the recipe, prompts are checked (unknown, empty, too long), `belamy
 generate` and `belamy text-encoder` work end to end, and the text encoder is loaded, frozen or refused clearly."""
 
+import contextlib
+import io
 import json
-import subprocess
-import sys
 import warnings
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -22,8 +23,17 @@ QUIET = {"progress": False, "sample_every": 0, "log_every": 1, "ckpt_every": 0}
 TINY = {"g_width": 8, "d_width": 8, "embed_dim": 16, "hidden_dim": 16, "latent_dim": 16, "cond_dim": 16}
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "belamy", *args], capture_output=True, text=True, timeout=300)
+def cli(*args: str) -> SimpleNamespace:
+    """`belamy ARGS` in this process (no second torch import per call), with its exit status and output."""
+    from belamy.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse's usage errors
+            code = e.code
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 @pytest.fixture(scope="module")
