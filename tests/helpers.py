@@ -1,6 +1,9 @@
 """Small shared pieces of the tests."""
 
+import contextlib
+import io
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from safetensors.torch import load_file
@@ -16,3 +19,16 @@ def tensors(path: Path) -> dict[str, torch.Tensor]:
 
 def same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def cli(*args: str) -> SimpleNamespace:
+    """`belamy ARGS` in this process (no second torch import per call), with its exit status and output."""
+    from belamy.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse's usage errors
+            code = e.code
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

@@ -1,11 +1,8 @@
 """Image-to-image GANs: the recipes learn their task (figures past thresholds an untrained model misses), the
 pipelines and the translate/upscale/inpaint commands work on files and folders, and bad input is refused clearly."""
 
-import contextlib
-import io
 import json
 import shutil
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -18,23 +15,10 @@ from belamy.metrics.image_to_image import evaluate_image_to_image
 from belamy.recipes.cyclegan import HistoryPool
 from belamy.recipes.inpaint import box_masks, stroke_masks
 
-from helpers import same_tensors, tensors
+from helpers import cli, same_tensors, tensors
 
 QUIET = {"progress": False, "sample_every": 0, "log_every": 50, "ckpt_every": 0}
 TINY_UNET = {"width": 16, "d_width": 16}
-
-
-def cli(*args: str) -> SimpleNamespace:
-    """`belamy ARGS` in this process (no second torch import per call), with its exit status and output."""
-    from belamy.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as e:  # argparse's usage errors
-            code = e.code
-    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 # --- trained models, shared by the tests below (one short training each) ------------------------------------------

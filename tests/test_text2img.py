@@ -1,11 +1,8 @@
 """Text-to-image: captioned data reaches the recipe, prompts are checked (unknown, empty, too long), `belamy
 generate` and `belamy text-encoder` work end to end, and the text encoder is loaded, frozen or refused clearly."""
 
-import contextlib
-import io
 import json
 import warnings
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -17,23 +14,10 @@ from belamy.data import open_data
 from belamy.pipelines.text_to_image import PromptError, TextToImagePipeline
 from belamy.text import load_text_encoder
 
-from helpers import tensors
+from helpers import cli, tensors
 
 QUIET = {"progress": False, "sample_every": 0, "log_every": 1, "ckpt_every": 0}
 TINY = {"g_width": 8, "d_width": 8, "embed_dim": 16, "hidden_dim": 16, "latent_dim": 16, "cond_dim": 16}
-
-
-def cli(*args: str) -> SimpleNamespace:
-    """`belamy ARGS` in this process (no second torch import per call), with its exit status and output."""
-    from belamy.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as e:  # argparse's usage errors
-            code = e.code
-    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 @pytest.fixture(scope="module")

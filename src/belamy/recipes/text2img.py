@@ -65,10 +65,6 @@ class TextToImageGenerator(nn.Module):
         return (images, kl, sentence) if return_all else images
 
 
-def _bare(net: nn.Module) -> nn.Module:
-    return getattr(net, "module", net)  # the module inside a DDP wrapper
-
-
 @RECIPES.register("text2img")
 class Text2Img(Recipe):
     """Text-to-image: pretrained text encoder, DF-GAN fusion G, matching-aware D with MA-GP (Tao et al. 2022)."""
