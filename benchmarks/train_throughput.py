@@ -1,7 +1,7 @@
 """Images/second of a DCGAN step at 32x32, batch 64: belamy's engine vs a plain eager loop written as in the
 pytorch/examples DCGAN (same networks, same data, same number of steps), and the sample quality both reach.
 
-    python benchmarks/train_throughput.py [--steps 300] [--threads N]
+    python benchmarks/train_throughput.py [--steps 300] [--threads N] [--device cuda]
 
 Quality is the Frechet distance of a small MNIST classifier's features (lower is better) between 1,000 real and
 1,000 generated digits after the same number of steps. The last line reads `ratio: X` (belamy img/s over baseline).
@@ -38,11 +38,11 @@ class ExampleStyleDataset(torch.utils.data.Dataset):
         return (self.images[i].float() / 255 - 0.5) / 0.5, 0
 
 
-def baseline(images: torch.Tensor, steps: int, seed: int) -> tuple[float, nn.Module]:
+def baseline(images: torch.Tensor, steps: int, seed: int, device: torch.device) -> tuple[float, nn.Module]:
     """The training loop of pytorch/examples dcgan/main.py, eager fp32, with belamy's DCGAN networks."""
     torch.manual_seed(seed)
-    netG = DCGANGenerator((CHANNELS, RES, RES), NZ, 64)
-    netD = DCGANDiscriminator((CHANNELS, RES, RES), 64)
+    netG = DCGANGenerator((CHANNELS, RES, RES), NZ, 64).to(device)
+    netD = DCGANDiscriminator((CHANNELS, RES, RES), 64).to(device)
     criterion = nn.BCEWithLogitsLoss()  # the example's Sigmoid + BCELoss, in its stable fused form
     optimizerD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
     optimizerG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -55,13 +55,13 @@ def baseline(images: torch.Tensor, steps: int, seed: int) -> tuple[float, nn.Mod
                 t0 = time.perf_counter()
             # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
             netD.zero_grad()
-            real = data
-            label = torch.full((real.size(0),), 1.0)
+            real = data.to(device)
+            label = torch.full((real.size(0),), 1.0, device=device)
             output = netD(real)
             errD_real = criterion(output, label)
             errD_real.backward()
             D_x = torch.sigmoid(output).mean().item()
-            noise = torch.randn(real.size(0), NZ)
+            noise = torch.randn(real.size(0), NZ, device=device)
             fake = netG(noise)
             label.fill_(0.0)
             output = netD(fake.detach())
@@ -79,14 +79,17 @@ def baseline(images: torch.Tensor, steps: int, seed: int) -> tuple[float, nn.Mod
             step += 1
             if step == steps:
                 break
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     elapsed = time.perf_counter() - t0
     return (steps - timed_from) * BATCH / elapsed, netG.eval()
 
 
-def belamy_run(steps: int, seed: int, out: str) -> tuple[float, belamy.pipelines.GeneratorPipeline]:
+def belamy_run(steps: int, seed: int, out: str, device: torch.device
+               ) -> tuple[float, belamy.pipelines.GeneratorPipeline]:
     run = belamy.train(model="dcgan", data="mnist", resolution=RES, channels=CHANNELS, batch_size=BATCH,
                        steps=steps, seed=seed, log_every=10, sample_every=0, ckpt_every=0, out=out, name="bench",
-                       progress=False)
+                       progress=False, device=str(device))
     records = [json.loads(line) for line in (run.path / "log.jsonl").read_text().splitlines()]
     rates = [r["img_per_s"] for r in records if "img_per_s" in r][1:]  # the first interval is warm-up
     return sum(rates) / len(rates), belamy.load(run.path)
@@ -97,25 +100,29 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: both loops run there")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
 
     data = open_data("mnist", resolution=RES, channels=CHANNELS)
     classifier = train_classifier(data, epochs=3).net
     real = data.images[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:1000]]
     real = real.float() / 127.5 - 1
 
-    base_rate, base_G = baseline(data.images, args.steps, args.seed)
+    base_rate, base_G = baseline(data.images, args.steps, args.seed, device)
     with torch.no_grad():
-        base_fake = base_G(torch.randn(1000, NZ, generator=torch.Generator().manual_seed(1)))
+        base_fake = base_G(torch.randn(1000, NZ, generator=torch.Generator().manual_seed(1)).to(device)).cpu()
     base_fd = classifier_frechet_distance(classifier, real, base_fake)
 
     with tempfile.TemporaryDirectory() as out:
-        our_rate, pipeline = belamy_run(args.steps, args.seed, out)
-        our_fd = classifier_frechet_distance(classifier, real, pipeline.sample(1000, seed=1))
+        our_rate, pipeline = belamy_run(args.steps, args.seed, out, device)
+        our_fd = classifier_frechet_distance(classifier, real, pipeline.sample(1000, seed=1).cpu())
 
     print(f"DCGAN {RES}x{RES}x{CHANNELS}, batch {BATCH}, {args.steps} steps, {args.threads} threads, "
-          f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}")
+          f"torch {torch.__version__}, "
+          + (torch.cuda.get_device_name(device) if device.type == "cuda"
+             else f"CPU capability {torch.backends.cpu.get_cpu_capability()}"))
     print(f"baseline (pytorch/examples loop, eager fp32): {base_rate:8.1f} img/s   quality FD {base_fd:8.2f}")
     print(f"belamy default path:                          {our_rate:8.1f} img/s   quality FD {our_fd:8.2f}")
     print(f"ratio: {our_rate / base_rate:.2f}")

@@ -17,15 +17,18 @@ from belamy.train.checkpoint import list_checkpoints, load_checkpoint
 
 from helpers import same_tensors
 
+# torchrun with 2 ranks, gloo timeouts and a wall-clock bound: alone on the machine, not beside an xdist worker.
+pytestmark = pytest.mark.serial
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 # A gan without batch statistics (no norm in G; maxout D): nothing couples the samples of a batch. Packed pairs
 # (PacGAN2): with one 2-D point per input, near-ties between maxout pieces flip on rounding differences and make
 # 1 and 2 processes part by ~3e-3 within 50 steps (a discrete choice, not a sync error); pairs keep it at ~5e-7.
 RING = ["--model", "gan", "--data", "ring8", "-o", "g_norm=none", "-o", "g_width=32", "-o", "d_width=32",
         "-o", "pack=2",
-        "--steps", "300", "--ckpt-every", "50", "--keep-ckpts", "6", "--log-every", "50", "--sample-every", "0"]
+        "--steps", "300", "--ckpt-every", "50", "--keep-ckpts", "6", "--log-every", "50", "--sample-every", "0",
+        "--device", "cpu"]  # gloo on CPU even where a GPU exists: these compare float results across processes
 TINY_CONV = ["--data", "digits", "-o", "latent_dim=16", "-o", "g_width=16", "-o", "d_width=16", "--batch-size", "32",
-             "--steps", "12", "--ckpt-every", "0", "--log-every", "6", "--sample-every", "0"]
+             "--steps", "12", "--ckpt-every", "0", "--log-every", "6", "--sample-every", "0", "--device", "cpu"]
 # Two processes sum gradients (and batch-norm statistics) in another order than one: equal up to float rounding,
 # which GAN training amplifies slowly (measured: ~4e-7 after 30 steps, ~2e-4 after 300).
 TOLERANCE = 1e-5  # after <= 50 steps

@@ -83,6 +83,7 @@ def _train_cmd(out, name, steps):
             "--sample-every", "0", "--log-every", "10", "--out", str(out), "--name", name, "--no-progress"]
 
 
+@pytest.mark.serial  # a subprocess killed mid-run: alone on the machine, not beside an xdist worker
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     """Kill a training process with SIGKILL mid-run, resume it: the final weights equal an uninterrupted run's."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -194,7 +195,7 @@ def test_bf16_autocast_trains_with_the_penalty_in_fp32(tmp_path):
     assert records[0]["precision"] == "torch.bfloat16"
     assert all(math.isfinite(records[1][k]) and records[1][k] != 0 for k in ("gp", "loss_d", "loss_g"))
     with pytest.raises(ConfigError, match="fp16.*needs a CUDA device"):
-        belamy.train(**TINY_DCGAN, precision="fp16", steps=1, out=str(tmp_path), name="fp16")
+        belamy.train(**TINY_DCGAN, precision="fp16", steps=1, out=str(tmp_path), name="fp16", device="cpu")
 
 
 def test_gradient_penalty_is_computed_in_fp32_under_autocast():
@@ -230,3 +231,15 @@ def test_figures_of_the_d_step_are_averaged_per_d_step():
             "fp16_skipped_g", "gp", "r1", "ma_gp", "kl", "g_adversarial", "l1", "cycle"}
     assert _d_keys(dict.fromkeys(keys)) == {"loss_d", "d_real", "d_loss_a", "grad_norm_d", "fp16_skipped_d", "gp",
                                             "r1", "ma_gp"}
+
+
+def test_more_ranks_than_gpus_is_a_clear_error(monkeypatch):
+    """torchrun with more processes per node than GPUs: the rank without a GPU says so (rather than CUDA's 'invalid
+    device ordinal' mid-start)."""
+    from belamy.train.loop import select_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match="local rank 1 but the machine has 1 GPU.*--nproc 1.*--device cpu"):
+        select_device("auto", local_rank=1, distributed_run=True)
+    assert select_device("cpu", local_rank=1, distributed_run=True) == torch.device("cpu")

@@ -92,8 +92,10 @@ def test_cyclegan_resumes_exactly(tmp_path):
     """A run stopped and resumed (history pools, domain A's order, the hold-then-decay rates) ends with the same
     weights as an uninterrupted one."""
     options = {"width": 8, "d_width": 8, "blocks": 2, "pool_size": 10}
+    # On CPU: CUDA's reflection-padding backward adds with atomics, in no fixed order, so GPU runs are not bitwise
+    # repeatable, resumed or not.
     whole = belamy.train(model="cyclegan", data="mnist-strokes", batch_size=8, options=options, out=str(tmp_path),
-                         steps=40, name="whole", **{**QUIET, "ckpt_every": 20})
+                         steps=40, name="whole", device="cpu", **{**QUIET, "ckpt_every": 20})
     # The same run as if it had been killed after step 20: its newest checkpoint is step 20's.
     shutil.copytree(whole.path, tmp_path / "cut")
     shutil.rmtree(tmp_path / "cut" / "checkpoints" / "step-0000040")
@@ -202,7 +204,8 @@ def test_translate_upscale_inpaint_commands_on_files_and_folders(tmp_path, pix2p
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["e0.png", "e1.png", "e2.png"]
     with Image.open(tmp_path / "out" / "e0.png") as im:
-        assert im.size == (32, 32) and im.text["Software"] == "belamy" and im.text["task"] == "translate"
+        assert im.size == (32, 32) and im.text["generator"] == "belamy"
+        assert im.text["condition"] == "translate e0.png" and im.text["model"] == pix2pix_run.path.name
 
     r = cli("upscale", str(srgan_run.path), "--input", str(inputs / "e0.png"), "--out", str(tmp_path / "up.png"))
     assert r.returncode == 0, r.stderr

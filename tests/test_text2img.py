@@ -69,7 +69,7 @@ def test_generate_command(tiny_run, tmp_path):
             str(tmp_path / "g.png"))
     assert r.returncode == 0, r.stderr
     with Image.open(tmp_path / "g.png") as im:
-        assert im.size == (4 * 34 + 2, 2 * 34 + 2) and "a red circle" in im.text["prompt"]
+        assert im.size == (4 * 34 + 2, 2 * 34 + 2) and "a red circle" in im.text["condition"]
     r = cli("generate", str(tiny_run.path), "--prompt", "a red cirlce", "--n", "2", "--out-dir", str(tmp_path / "d"))
     assert r.returncode == 0 and "nearest: circle" in r.stderr
     assert len(list((tmp_path / "d").iterdir())) == 2
@@ -145,5 +145,8 @@ def test_attribute_consistency_reads_real_scenes_right(tiny_run):
     assert result["n"] == 120
     assert result["background_accuracy_real"] == 1.0 and result["colour_accuracy_real"] > 0.9, result
     assert 0.0 <= result["background_accuracy"] <= 1.0
+    r = cli("eval", str(tiny_run.path), "--n", "24")
+    assert r.returncode == 0 and "colour_accuracy_real" in r.stdout, r.stderr
+    assert json.loads((tiny_run.path / "metrics.json").read_text())["n"] == 24
     r = cli("interpolate", str(tiny_run.path))
     assert r.returncode == 1 and "interpolate_prompts" in r.stderr

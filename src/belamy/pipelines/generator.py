@@ -56,6 +56,7 @@ def read_model_folder(path: Path) -> tuple[nn.Module, dict[str, Any]]:
         raise LoadError(f"{weights_path} does not fit the {config['recipe']} generator of {config_path}: "
                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
     config.setdefault("task", recipe.task)
+    config.setdefault("name", path.resolve().name)  # the model's name in the provenance of what it makes
     return generator, config
 
 

@@ -47,5 +47,5 @@ def _from_checkpoint(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     model_config = {"recipe": config["model"], "options": config["options"], "data": state["data"],
                     "latent_dim": generator.latent_dim,
                     "num_classes": data.num_classes if recipe.conditional(options, data) else 0,
-                    "task": recipe.task, "run": path.name, "step": state["step"]}
+                    "task": recipe.task, "run": path.name, "name": path.resolve().name, "step": state["step"]}
     return generator, model_config

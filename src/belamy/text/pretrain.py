@@ -75,10 +75,11 @@ def retrieval_recall(tokenizer: Tokenizer, encoder: TextEncoder, image_encoder: 
     assert images.shape[0] == len(captions) > 0, (images.shape, len(captions))
     was_training = encoder.training, image_encoder.training
     encoder.eval(), image_encoder.eval()
-    _, text = encoder(tokenizer.encode_batch(captions, max_length))
-    similarity = F.normalize(image_encoder(_to_float(images)), dim=1) @ F.normalize(text, dim=1).T  # [N, N]
+    device = next(encoder.parameters()).device
+    _, text = encoder(tokenizer.encode_batch(captions, max_length).to(device))
+    similarity = F.normalize(image_encoder(_to_float(images.to(device))), dim=1) @ F.normalize(text, dim=1).T
     encoder.train(was_training[0]), image_encoder.train(was_training[1])
-    truth = torch.arange(len(captions))
+    truth = torch.arange(len(captions), device=device)
     return {"image_to_text_recall_at_1": (similarity.argmax(dim=1) == truth).float().mean().item(),
             "text_to_image_recall_at_1": (similarity.argmax(dim=0) == truth).float().mean().item(),
             "chance_recall_at_1": 1 / len(captions)}
@@ -95,6 +96,7 @@ def pretrain_text_encoder(
     max_length: int = 24,  # captions cut to this many words
     tokenizer: Tokenizer | None = None,  # None: built from the training captions
     progress: bool = False,  # show a progress bar
+    device: str | torch.device = "cpu",  # where to train (the returned encoders stay there)
 ) -> PretrainedText:
     """Train a TextEncoder and an ImageEncoder together on image-caption pairs, each step one random caption of each
     of `batch_size` random images; one scene in HELDOUT_FRACTION is held out and measures retrieval at the end.
@@ -116,29 +118,30 @@ def pretrain_text_encoder(
         tokenizer = Tokenizer.build(c for i in train.tolist() for c in data.captions[i])
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, leaving the caller's RNG as it was
         torch.manual_seed(seed)
-        encoder = TextEncoder(len(tokenizer), embed_dim, hidden_dim)
-        image_encoder = ImageEncoder(encoder.dim, data.info.shape[0])
-    logit_scale = nn.Parameter(torch.tensor(INIT_LOGIT_SCALE))
+        encoder = TextEncoder(len(tokenizer), embed_dim, hidden_dim).to(device)
+        image_encoder = ImageEncoder(encoder.dim, data.info.shape[0]).to(device)
+    logit_scale = nn.Parameter(torch.tensor(INIT_LOGIT_SCALE, device=device))
     optimizer = torch.optim.Adam([*encoder.parameters(), *image_encoder.parameters(), logit_scale], lr=lr)
     batch_size = min(batch_size, len(train))
-    losses: list[float] = []
+    losses: list[Tensor] = []
     for _ in tqdm(range(steps), disable=not progress, desc="text pretraining", dynamic_ncols=True):
         # (1) A batch: random training images, and one random caption of each.
         index = train[torch.randint(len(train), (batch_size,), generator=generator)].tolist()
         pick = torch.randint(1 << 30, (batch_size,), generator=generator).tolist()
         captions = [data.captions[i][p % len(data.captions[i])] for i, p in zip(index, pick)]
         # (2) Both directions of InfoNCE over the batch's B x B similarities.
-        _, text = encoder(tokenizer.encode_batch(captions, max_length))
-        loss = contrastive_loss(image_encoder(_to_float(data.images[index])), text, logit_scale)
+        _, text = encoder(tokenizer.encode_batch(captions, max_length).to(device))
+        loss = contrastive_loss(image_encoder(_to_float(data.images[index].to(device))), text, logit_scale)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(loss.item())
+        losses.append(loss.detach())  # read once at the end: no host sync per step
     encoder.eval(), image_encoder.eval()
     pairs = heldout[:RETRIEVAL_PAIRS].tolist()
     figures = retrieval_recall(tokenizer, encoder, image_encoder, data.images[pairs],
                                [data.captions[i][0] for i in pairs], max_length)
-    figures.update(final_loss=sum(losses[-50:]) / max(1, len(losses[-50:])), steps=steps, train_images=len(train),
+    final_loss = torch.stack(losses[-50:]).mean().item() if losses else 0.0
+    figures.update(final_loss=final_loss, steps=steps, train_images=len(train),
                    temperature=math.exp(-min(logit_scale.item(), MAX_LOGIT_SCALE)),
                    seconds=time.perf_counter() - start)
     return PretrainedText(tokenizer, encoder, image_encoder, figures, max_length)

@@ -29,6 +29,7 @@ from belamy.train.ema import EMA, recalibrate_batchnorm
 from belamy.train.health import HealthMonitor, HealthRules, gradient_norm, sample_diversity
 from belamy.train.logging import RunLogger
 from belamy.train.stream import RealStream
+from belamy.provenance import provenance_text
 from belamy.utils.images import make_grid, save_png, scatter_points
 
 # Fields a resumed run may change: how long and how often, never what or how it learns.
@@ -84,6 +85,10 @@ def select_device(name: str, local_rank: int = 0, distributed_run: bool = False)
         raise ConfigError(f"device {name!r} under torchrun: each process takes its own GPU (cuda:LOCAL_RANK) with "
                           f"--device cuda or auto; MPS has no distributed backend (use --device cpu)")
     if name in ("auto", "cuda") and torch.cuda.is_available():
+        if local_rank >= torch.cuda.device_count():
+            raise ConfigError(f"this process is local rank {local_rank} but the machine has "
+                              f"{torch.cuda.device_count()} GPU(s): start at most one process per GPU (--nproc "
+                              f"{torch.cuda.device_count()}), or train on CPU with --device cpu")
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     if name == "auto":
@@ -598,7 +603,9 @@ class _Trainer:
             image = make_grid(out.cpu(), nrow=nrow)
         else:
             image = scatter_points(out, getattr(self.source, "modes", None))
-        save_png(image, path, {"Software": f"belamy {__version__}", "step": str(self.step)})
+        save_png(image, path, provenance_text({"name": self.run_dir.name, "recipe": self.config.model,
+                                               "step": self.step, "options": self.config.options},
+                                              seed=self.config.seed, condition="fixed preview batch"))
 
     def _modules(self) -> dict[str, nn.Module]:
         modules = {"G": self.G, "D": self.D}

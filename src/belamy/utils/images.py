@@ -37,12 +37,19 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -
     return Image.fromarray(grid[:, :, 0] if c == 1 else grid)
 
 
-def save_png(image: Image.Image, path: str | Path, text: dict[str, str] | None = None) -> Path:
-    """Write a PNG atomically (a reader never sees half a file), with optional text chunks (provenance)."""
+def save_png(image: Image.Image, path: str | Path, text: dict[str, str] | None = None,
+             watermark: bool = False) -> Path:
+    """Write a PNG atomically (a reader never sees half a file), with text chunks (belamy.provenance) and, if asked,
+    the invisible watermark."""
+    from belamy.provenance import WATERMARK_NAME, embed_watermark
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = dict(text or {})
+    if watermark:
+        image, text["watermark"] = embed_watermark(image), WATERMARK_NAME
     info = PngImagePlugin.PngInfo()
-    for key, value in (text or {}).items():
+    for key, value in text.items():
         info.add_text(key, value)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     image.save(tmp, format="PNG", pnginfo=info)
