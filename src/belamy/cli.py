@@ -570,6 +570,56 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a model: ONNX (checked against PyTorch in onnxruntime) or a portable "
+                                      "model folder with a model card",
+                       description="--format onnx: the generator with a dynamic batch and its condition inputs "
+                                   "(see belamy.export), plus a JSON beside it with the model's config; the parity "
+                                   "with PyTorch is measured in onnxruntime when it is installed. --format folder: "
+                                   "config.json, model.safetensors, samples.png and README.md (a model card), the "
+                                   "layout of a Hugging Face hub model; belamy.load reads it, belamy push uploads "
+                                   "it.")
+    p.add_argument("run", help="run folder (runs/NAME) or model folder")
+    p.add_argument("--format", choices=("onnx", "folder"), default="onnx")
+    p.add_argument("--out", required=True, help="the .onnx file, or the folder")
+    p.add_argument("--direction", choices=("AtoB", "BtoA"), help="CycleGAN: which direction to export")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("push", help="upload a model folder to the Hugging Face hub (needs huggingface_hub and a "
+                                    "login)")
+    p.add_argument("folder", help="a folder written by belamy export --format folder")
+    p.add_argument("--repo", required=True, help="hub repository, USER/NAME")
+    p.add_argument("--private", action="store_true")
+    p.set_defaults(func=cmd_push)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import warnings
+
+    import belamy
+    from belamy.export import export_folder, export_onnx
+
+    if args.format == "folder":
+        print(f"wrote {export_folder(args.run, args.out)} (config.json, model.safetensors, README.md)")
+        return 0
+    with warnings.catch_warnings():  # the exporter's notes on traced shapes are not the user's concern
+        warnings.simplefilter("ignore")
+        report = export_onnx(belamy.load(args.run), args.out, direction=args.direction)
+    inputs = ", ".join(f"{k} {v}" for k, v in report["inputs"].items())
+    print(f"wrote {args.out}: inputs {inputs} (batch axis dynamic) -> {report['outputs'][0]}")
+    if report["max_abs_error"] is None:
+        print("onnxruntime is not installed: parity with PyTorch not measured (pip install onnxruntime)")
+    else:
+        print(f"onnxruntime vs PyTorch: max abs error {report['max_abs_error']:.2e}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from belamy.export import push_folder
+
+    print(f"pushed {args.folder} to {push_folder(args.folder, args.repo, args.private)}")
+    return 0
+
+
 def _add_detect(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("detect", help="read the provenance of images: belamy's PNG metadata and invisible watermark",
                        description="For each image: the PNG text metadata belamy wrote (lost on re-encoding) and the "
@@ -627,6 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_report(sub)
     _add_detect(sub)
+    _add_export(sub)
     p = sub.add_parser("models", help="list the GAN recipes")
     p.add_argument("--verbose", "-v", action="store_true", help="show defaults and options")
     p.set_defaults(func=cmd_models)

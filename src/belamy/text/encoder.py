@@ -9,6 +9,7 @@ used only to pretrain the text encoder contrastively (the role of DAMSM's image 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -39,6 +40,8 @@ class TextEncoder(nn.Module):
         the final states of both directions over each caption's true length). An all-padding caption counts as
         length 1 (it reads one PAD, whose embedding is zero)."""
         assert tokens.dim() == 2 and tokens.dtype == torch.int64, (tokens.shape, tokens.dtype)
+        if torch.onnx.is_in_onnx_export():  # packed sequences do not export
+            return self.forward_unrolled(tokens)
         batch, length = tokens.shape
         lengths = (tokens != PAD_ID).sum(dim=1).clamp(min=1).cpu()  # pack_padded_sequence wants them on the CPU
         x = self.drop(self.embed(tokens))  # [B, L, E]
@@ -47,6 +50,31 @@ class TextEncoder(nn.Module):
         words, _ = pad_packed_sequence(out, batch_first=True, total_length=length)  # [B, L, 2H]
         sentence = torch.cat([h[0], h[1]], dim=1)  # [B, 2H]
         return words, sentence
+
+    def forward_unrolled(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """forward() with the GRU written out step by step and masked instead of packed: the same numbers (up to
+        float rounding), in plain tensor ops that ONNX export handles. Each direction updates its state only on a
+        caption's true words, so the backward one starts at the last true word, as with packing."""
+        lengths = (tokens != PAD_ID).sum(dim=1, keepdim=True).clamp(min=1)  # [B, 1]
+        x = self.embed(tokens)
+        steps = torch.arange(tokens.shape[1], device=tokens.device)
+        directions = []
+        for suffix, order in (("", range(tokens.shape[1])), ("_reverse", reversed(range(tokens.shape[1])))):
+            w_ih, w_hh = getattr(self.rnn, f"weight_ih_l0{suffix}"), getattr(self.rnn, f"weight_hh_l0{suffix}")
+            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l0{suffix}"), getattr(self.rnn, f"bias_hh_l0{suffix}")
+            h = x.new_zeros(x.shape[0], self.hidden_dim)
+            outputs: list[Tensor] = [h] * tokens.shape[1]
+            for t in order:
+                # PyTorch's GRU: r, z, n gates (nn.GRU's documentation)
+                gi, gh = F.linear(x[:, t], w_ih, b_ih).chunk(3, 1), F.linear(h, w_hh, b_hh).chunk(3, 1)
+                r, z = torch.sigmoid(gi[0] + gh[0]), torch.sigmoid(gi[1] + gh[1])
+                n = torch.tanh(gi[2] + r * gh[2])
+                valid = steps[t] < lengths  # [B, 1]
+                h = torch.where(valid, (1 - z) * n + z * h, h)
+                outputs[t] = torch.where(valid, h, torch.zeros_like(h))
+            directions.append((torch.stack(outputs, dim=1), h))
+        words = torch.cat([directions[0][0], directions[1][0]], dim=2)
+        return words, torch.cat([directions[0][1], directions[1][1]], dim=1)
 
 
 class ImageEncoder(nn.Module):
