@@ -414,6 +414,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                                                            "fid,kid,pr)")
     p.add_argument("--n", type=int, help="fake images (a run: 10000 samples; a folder: all files)")
     p.add_argument("--n-real", type=int, help="real images (default: all)")
+    p.add_argument("--cas", action="store_true", help="Classification Accuracy Score of a conditional model: a "
+                                                      "classifier trained only on its samples (--n-per-class), "
+                                                      "tested on --real (default: the training data's test split)")
+    p.add_argument("--n-per-class", type=int, default=500, help="with --cas: samples per class")
     p.add_argument("--extractor", default="auto", help="auto (classifier for labeled data, else inception), "
                                                        "classifier or inception")
     p.add_argument("--weights", help="Inception weights file (default: $BELAMY_HOME/weights/"
@@ -439,6 +443,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.run is None and (args.real is None or args.fake is None):
         raise ValueError("give a run folder (belamy eval runs/NAME), or both --real and --fake")
+    if args.cas:
+        return _eval_cas(args)
     task = _task_of(args.run) if args.run and args.fake is None else "sample"
     if task == "text":
         import belamy
@@ -459,6 +465,67 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if out:
         write_json_atomic(Path(out), {"belamy": __version__, "fake": str(fake), "real": str(real), **result})
         print(f"wrote {out}")
+    return 0
+
+
+def _eval_cas(args: argparse.Namespace) -> int:
+    import belamy
+    from belamy import __version__
+    from belamy.metrics.cas import classification_accuracy_score
+    from belamy.metrics.sources import is_run_folder, training_data_of
+    from belamy.train.checkpoint import write_json_atomic
+
+    if args.run is None:
+        raise ValueError("--cas measures a model: give its run folder (belamy eval runs/NAME --cas)")
+    trained_on = training_data_of(args.run) if is_run_folder(Path(args.run)) else None
+    result = classification_accuracy_score(belamy.load(args.run, device=args.device), args.real,
+                                           args.n_per_class, args.seed, trained_on=trained_on)
+    print(f"belamy eval --cas: {args.run}, {result['n_synthetic']} synthetic images, tested on {result['real']} "
+          f"({result['n_real_test']} real images)")
+    print(f"  CAS (trained on synthetic)      {result['cas']:.4f}")
+    if "real_accuracy" in result:
+        print(f"  trained on {result['n_real_train']} real images    {result['real_accuracy']:.4f}")
+    print(f"  chance                          {result['chance']:.4f}")
+    if result["test_seen_in_training"]:
+        print(f"  note: the model was trained on {trained_on}, which holds these real test images: for a clean "
+              f"score train on a train split and test on its test split (e.g. mnist:train / mnist:test)")
+    out = args.out or Path(args.run) / "metrics.json"
+    write_json_atomic(Path(out), {"belamy": __version__, "cas": result})
+    print(f"wrote {out}")
+    return 0
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="write a labeled image folder of synthetic data from a conditional model",
+                       description="Sample every class of a class-conditional model (or a prompt per class of a "
+                                   "text-to-image one) into OUT/CLASS/*.png, with OUT/manifest.csv (file, class, "
+                                   "label, seed, index, condition) and provenance in every PNG. belamy train --data "
+                                   "OUT reads it as a labeled folder.")
+    p.add_argument("run", help="run folder (runs/NAME) or model folder")
+    p.add_argument("--n-per-class", type=int, default=500)
+    p.add_argument("--out", required=True, help="a new (or empty) folder")
+    p.add_argument("--seed", type=int, default=0, help="class k is sampled with seed + k")
+    p.add_argument("--prompt", action="append", metavar="CLASS=PROMPT",
+                   help="text-to-image models: the prompt of a class (default 'a CLASS'); repeat per class")
+    p.add_argument("--device", default="cpu")
+    _add_watermark_flag(p)
+    p.set_defaults(func=cmd_synth)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    import belamy
+    from belamy.pipelines.synthetic import write_synthetic_folder
+
+    prompts = {}
+    for item in args.prompt or []:
+        name, sep, prompt = item.partition("=")
+        if not sep or not name.strip() or not prompt.strip():
+            raise ValueError(f"--prompt expects CLASS=PROMPT, got {item!r}")
+        prompts[name.strip()] = prompt.strip()
+    done = write_synthetic_folder(belamy.load(args.run, device=args.device), args.out, args.n_per_class, args.seed,
+                                  prompts or None, args.watermark)
+    print(f"wrote {done['images']} images of {len(done['classes'])} classes to {args.out} (manifest: "
+          f"{done['manifest']})")
     return 0
 
 
@@ -678,6 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_detect(sub)
     _add_export(sub)
+    _add_synth(sub)
     p = sub.add_parser("models", help="list the GAN recipes")
     p.add_argument("--verbose", "-v", action="store_true", help="show defaults and options")
     p.set_defaults(func=cmd_models)

@@ -66,26 +66,41 @@ def train_classifier(data: ImageSet, epochs: int = 3, batch_size: int = 64, seed
     if data.info.num_classes < 2:
         raise ValueError(f"{data.info.name} has no labels to train a classifier on")
     g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
     order = torch.randperm(len(data), generator=g)
     n_test = len(data) // 5
     test, train = order[:n_test], order[n_test:]
     x = data.images.float() / 127.5 - 1
-    y = data.labels
-    net = DigitClassifier(data.info.shape[0], data.info.num_classes, width, hidden)
+    net = fit_classifier(x[train], data.labels[train], data.info.num_classes, epochs, batch_size, seed, width,
+                         hidden, lr)
+    return TrainedClassifier(net, classifier_accuracy(net, x[test], data.labels[test]))
+
+
+def fit_classifier(x: Tensor, y: Tensor, num_classes: int, epochs: int = 3, batch_size: int = 64, seed: int = 0,
+                   width: int = 32, hidden: int = 0, lr: float = 1e-3) -> DigitClassifier:
+    """A DigitClassifier trained on images x [N, C, H, W] in [-1, 1] with labels y [N] (Adam, cross-entropy); in
+    eval mode. Seeded: the same data give the same network."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, leaving the caller's RNG as it was
+        torch.manual_seed(seed)
+        net = DigitClassifier(x.shape[1], num_classes, width, hidden)
     opt = torch.optim.Adam(net.parameters(), lr)
+    batch_size = min(batch_size, len(x))
     for _ in range(epochs):
-        perm = train[torch.randperm(len(train), generator=g)]
+        perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(perm) - batch_size + 1, batch_size):
             idx = perm[i:i + batch_size]
             loss = F.cross_entropy(net(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
-    net.eval()
-    with torch.no_grad():
-        accuracy = float((net(x[test]).argmax(1) == y[test]).float().mean())
-    return TrainedClassifier(net, accuracy)
+    return net.eval()
+
+
+@torch.no_grad()
+def classifier_accuracy(net: nn.Module, x: Tensor, y: Tensor, batch_size: int = 512) -> float:
+    """Top-1 accuracy of net on images x in [-1, 1] with labels y."""
+    predictions = torch.cat([net(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+    return float((predictions == y).float().mean())
 
 
 @torch.no_grad()
