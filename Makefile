@@ -23,8 +23,10 @@ $(VENV)/.belamy: pyproject.toml $(VENV)/.torch
 demo: $(VENV)/.belamy
 	$(BIN)/belamy train --name demo --overwrite
 
+# Two xdist workers on the 2 cores; then, alone, the tests marked serial (several processes, wall-clock bounds).
 test: $(VENV)/.belamy
-	$(BIN)/python -m pytest -q -x --durations=15
+	$(BIN)/python -m pytest -q -x -n 2 -m "not serial" --durations=15
+	$(BIN)/python -m pytest -q -x -m serial --durations=10
 
 bench: $(VENV)/.belamy
 	$(BIN)/python benchmarks/train_throughput.py --steps 600

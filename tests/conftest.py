@@ -10,7 +10,8 @@ torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 1)))
 
 @pytest.fixture(autouse=True)
 def belamy_home(tmp_path_factory, monkeypatch):
-    """One BELAMY_HOME for the whole session, never the user's: cached classifiers and statistics are made once."""
+    """One BELAMY_HOME for the whole session, never the user's: cached classifiers and statistics are made once.
+    Under xdist (`make test`) each worker has its own basetemp, so its own home: nothing is shared between them."""
     home = tmp_path_factory.getbasetemp() / "belamy-home"
     monkeypatch.setenv("BELAMY_HOME", str(home))
     return home

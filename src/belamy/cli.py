@@ -687,6 +687,35 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve models over HTTP: a web page at /, the API at /generate, /translate, "
+                                     "/models, /health, its documentation at /docs",
+                       description="Load the given run or model folders once and serve them (FastAPI + uvicorn; "
+                                   "pip install 'belamy[serve]'). A model is named by its folder name. Binds to "
+                                   "127.0.0.1 unless --host says otherwise; images carry provenance metadata and "
+                                   "the invisible watermark (--no-watermark to leave it out).")
+    p.add_argument("runs", nargs="+", help="run or model folders")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-watermark", action="store_true", help="PNG metadata only")
+    p.add_argument("--no-batching", action="store_true", help="one forward pass per request")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from belamy.serve import serve
+        import fastapi  # noqa: F401  (fail here, with the fix, rather than at the first request)
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise ValueError("belamy serve needs FastAPI and uvicorn: pip install 'belamy[serve]'") from None
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be 1..65535, got {args.port}")
+    serve(args.runs, args.host, args.port, args.device, not args.no_watermark, not args.no_batching)
+    return 0
+
+
 def _add_detect(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("detect", help="read the provenance of images: belamy's PNG metadata and invisible watermark",
                        description="For each image: the PNG text metadata belamy wrote (lost on re-encoding) and the "
@@ -746,6 +775,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detect(sub)
     _add_export(sub)
     _add_synth(sub)
+    _add_serve(sub)
     p = sub.add_parser("models", help="list the GAN recipes")
     p.add_argument("--verbose", "-v", action="store_true", help="show defaults and options")
     p.set_defaults(func=cmd_models)

@@ -83,6 +83,15 @@ class GeneratorPipeline:
         """The n latents that `seed` names (the same ones whatever the batch size or device)."""
         return torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
 
+    def conditions(self, n: int, class_label: int | str | None = None, prompt: str | None = None,
+                   allow_unknown: bool = False) -> torch.Tensor | None:
+        """What from_latents takes beside n latents: class labels (None for an unconditional model). A text model's
+        pipeline answers prompts with token ids instead."""
+        if prompt is not None:
+            raise ValueError(f"this {self.config.get('recipe')} model takes no prompt"
+                             + (" (it takes a class)" if self.num_classes else ""))
+        return self._labels(n, class_label)
+
     def _labels(self, n: int, class_label: int | str | None) -> torch.Tensor | None:
         if not self.num_classes:
             if class_label is not None:

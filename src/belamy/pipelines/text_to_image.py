@@ -7,6 +7,7 @@ import warnings
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -65,6 +66,16 @@ class TextToImagePipeline(GeneratorPipeline):
             raise PromptError("no prompts given")
         tokens = self.tokens(prompts, allow_unknown)
         return self.from_latents(self.latents(len(prompts), seed), tokens, batch_size)
+
+    def conditions(self, n: int, class_label: int | str | None = None, prompt: str | None = None,
+                   allow_unknown: bool = False) -> torch.Tensor:
+        """Token ids [n, max_length] of a prompt (checked as in generate; right-padded to the model's max length)."""
+        if class_label is not None:
+            raise PromptError("a text-to-image model draws from a prompt, not a class")
+        if prompt is None:
+            raise PromptError("a text-to-image model needs a prompt")
+        tokens = self.tokens([prompt], allow_unknown)
+        return F.pad(tokens, (0, self.max_length - tokens.shape[1])).expand(n, -1)
 
     def generate_images(self, prompt: str | list[str], n: int = 8, seed: int = 0,
                         allow_unknown: bool = False) -> list[Image.Image]:
