@@ -36,3 +36,17 @@ def mnist_classifier():
     trained = train_classifier(open_data("mnist"), epochs=3)
     assert trained.test_accuracy > 0.9, trained.test_accuracy
     return trained.net
+
+
+# Modules of long trainings first: xdist hands tests out in collection order, and a long test that starts last keeps
+# one worker busy after the other has finished.
+_LONG_FIRST = ("test_recipes.py", "test_img2img.py", "test_text2img.py", "test_mode_coverage.py",
+               "test_mode_collapse.py", "test_cli.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.path.name
+        return _LONG_FIRST.index(name) if name in _LONG_FIRST else len(_LONG_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a module is kept

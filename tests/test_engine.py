@@ -83,7 +83,6 @@ def _train_cmd(out, name, steps):
             "--sample-every", "0", "--log-every", "10", "--out", str(out), "--name", name, "--no-progress"]
 
 
-@pytest.mark.serial  # a subprocess killed mid-run: alone on the machine, not beside an xdist worker
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     """Kill a training process with SIGKILL mid-run, resume it: the final weights equal an uninterrupted run's."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

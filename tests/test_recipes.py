@@ -59,7 +59,8 @@ def test_dcgan_learns_mnist(tmp_path, mnist_classifier):
     options = {"latent_dim": 64, "g_width": 32, "d_width": 32}
     real = _real("mnist")
     untrained = _untrained(tmp_path, "dcgan", "mnist", options=options).sample(1000)
-    run = _train(tmp_path, model="dcgan", data="mnist", steps=600, options=options, name="mnist")
+    # 300 steps, measured: FD 1069 -> 193, 10 classes, KL 0.17 (600 steps gained little over that and cost 30 s)
+    run = _train(tmp_path, model="dcgan", data="mnist", steps=300, options=options, name="mnist")
     samples = belamy.load(run.path).sample(1000)
     before = classifier_frechet_distance(mnist_classifier, real, untrained)
     after = classifier_frechet_distance(mnist_classifier, real, samples)

@@ -704,12 +704,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        from belamy.serve import serve
-        import fastapi  # noqa: F401  (fail here, with the fix, rather than at the first request)
-        import uvicorn  # noqa: F401
-    except ImportError:
-        raise ValueError("belamy serve needs FastAPI and uvicorn: pip install 'belamy[serve]'") from None
+    import importlib.util
+
+    from belamy.serve import serve
+
+    if not all(importlib.util.find_spec(m) for m in ("fastapi", "uvicorn", "multipart")):
+        raise ValueError("belamy serve needs FastAPI, uvicorn and python-multipart: pip install 'belamy[serve]'")
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be 1..65535, got {args.port}")
     serve(args.runs, args.host, args.port, args.device, not args.no_watermark, not args.no_batching)
