@@ -3,6 +3,7 @@ Accuracy Score (a classifier trained only on samples, tested on real images) tel
 one."""
 
 import csv
+import json
 
 import pytest
 
@@ -51,8 +52,11 @@ def test_synth_writes_a_labeled_folder_that_trains(cgan_runs, tmp_path):
 
     r = cli("synth", str(cgan_runs[0]), "--n-per-class", "2", "--out", str(out))
     assert r.returncode == 1 and "is not empty" in r.stderr
+    (cgan_runs[0] / "metrics.json").write_text('{"fid": 12.5}')  # as an earlier belamy eval would leave it
     r = cli("eval", str(cgan_runs[0]), "--cas", "--real", "digits", "--n-per-class", "30")
     assert r.returncode == 0 and "CAS (trained on synthetic)" in r.stdout, r.stderr
+    metrics = json.loads((cgan_runs[0] / "metrics.json").read_text())
+    assert metrics["fid"] == 12.5 and metrics["cas"]["n_synthetic"] == 300
     assert "holds these real test images" in r.stdout  # trained on all of digits: said, not hidden
 
 

@@ -489,8 +489,9 @@ def _eval_cas(args: argparse.Namespace) -> int:
     if result["test_seen_in_training"]:
         print(f"  note: the model was trained on {trained_on}, which holds these real test images: for a clean "
               f"score train on a train split and test on its test split (e.g. mnist:train / mnist:test)")
-    out = args.out or Path(args.run) / "metrics.json"
-    write_json_atomic(Path(out), {"belamy": __version__, "cas": result})
+    out = Path(args.out or Path(args.run) / "metrics.json")
+    kept = json.loads(out.read_text()) if out.is_file() else {}  # the run's other figures stay beside the score
+    write_json_atomic(out, {**kept, "belamy": __version__, "cas": result})
     print(f"wrote {out}")
     return 0
 
