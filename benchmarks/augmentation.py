@@ -5,7 +5,8 @@
 For each number of real digits per class and each seed: K real MNIST digits per class are drawn from `mnist:train`
 (nothing else real is used); a classifier trained on them alone, one trained on them with classic augmentation
 (random affine: rotation, shift, scale), and one trained on them plus synthetic digits from a class-conditional GAN
-(cgan) trained on those same K per class; all tested on the 1,000 held-out digits of `mnist:test`. The classifier,
+(cgan) trained on those same K per class, and one with both the affine augmentation and the synthetic digits; all
+tested on the 1,000 held-out digits of `mnist:test`. The classifier,
 its steps and its seed are the same in the three arms.
 """
 
@@ -83,8 +84,8 @@ def main() -> None:
         x, y = repeat_to(x, y, TRAIN_IMAGES)
         return classifier_accuracy(fit_classifier(x, y, 10, args.epochs, seed=seed), x_test, y_test)
 
-    print(f"{'real/class':>10s} {'seed':>4s} {'real only':>9s} {'+ affine':>9s} {'+ GAN':>9s}")
-    results: dict[int, list[tuple[float, float, float]]] = {}
+    print(f"{'real/class':>10s} {'seed':>4s} {'real only':>9s} {'+ affine':>9s} {'+ GAN':>9s} {'+ both':>9s}")
+    results: dict[int, list[tuple[float, ...]]] = {}
     for per_class in args.per_class:
         for seed in args.seeds:
             x, y = few_real(per_class, seed)
@@ -93,13 +94,17 @@ def main() -> None:
             affine = score(torch.cat([x, random_affine(xa, torch.Generator().manual_seed(seed))]),
                            torch.cat([y, ya]), seed)
             xs, ys = gan_samples(x, y, args.synthetic_per_class, args.gan_steps, seed)
-            with_gan = score(torch.cat([x.repeat(max(1, len(xs) // len(x)), 1, 1, 1), xs]),
-                             torch.cat([y.repeat(max(1, len(xs) // len(x))), ys]), seed)
-            results.setdefault(per_class, []).append((real_only, affine, with_gan))
-            print(f"{per_class:10d} {seed:4d} {real_only:9.3f} {affine:9.3f} {with_gan:9.3f}", flush=True)
+            copies = max(1, len(xs) // len(x))
+            x_real, y_real = x.repeat(copies, 1, 1, 1), y.repeat(copies)
+            with_gan = score(torch.cat([x_real, xs]), torch.cat([y_real, ys]), seed)
+            both = score(torch.cat([x, random_affine(xa, torch.Generator().manual_seed(seed)), xs]),
+                         torch.cat([y, ya, ys]), seed)
+            row = (real_only, affine, with_gan, both)
+            results.setdefault(per_class, []).append(row)
+            print(f"{per_class:10d} {seed:4d} " + " ".join(f"{v:9.3f}" for v in row), flush=True)
     for per_class, rows in results.items():
-        means = [sum(r[i] for r in rows) / len(rows) for i in range(3)]
-        print(f"{per_class:10d} mean {means[0]:9.3f} {means[1]:9.3f} {means[2]:9.3f}")
+        means = [sum(r[i] for r in rows) / len(rows) for i in range(4)]
+        print(f"{per_class:10d} mean " + " ".join(f"{v:9.3f}" for v in means))
 
 
 if __name__ == "__main__":

@@ -165,7 +165,7 @@ def export_folder(run: str | Path, out: str | Path) -> Path:
     if task == "sample" and model.data.is_image:
         grid = save_png(model.grid(model.sample(16, seed=0), 4), out / "samples.png", provenance_text(config, 0))
     elif task == "text":
-        prompt = _example_prompt(model)
+        prompt = model.example_prompt()
         grid = save_png(model.grid(model.generate(prompt, 8, seed=0), 8), out / "samples.png",
                         provenance_text(config, 0, prompt))
     elif (run / "samples.png").is_file():  # image-to-image: the run's last preview (inputs | outputs | targets)
@@ -175,15 +175,6 @@ def export_folder(run: str | Path, out: str | Path) -> Path:
     training = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else None
     (out / "README.md").write_text(model_card(config, training, metrics, grid is not None))
     return out
-
-
-def _example_prompt(model: Any) -> str:
-    words = model.tokenizer.vocabulary
-    colours = [w for w in ("red", "blue", "green", "white", "yellow") if w in words]
-    shapes = [w for w in ("circle", "square", "triangle", "star") if w in words]
-    if colours and shapes:
-        return f"a {colours[0]} {shapes[0]} on a {colours[-1]} background"
-    return " ".join(list(words)[:4])
 
 
 def model_card(config: dict[str, Any], training: dict[str, Any] | None, metrics: dict[str, Any] | None,

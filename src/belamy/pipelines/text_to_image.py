@@ -50,6 +50,15 @@ class TextToImagePipeline(GeneratorPipeline):
                          f"{self.max_length}")
         return notes
 
+    def example_prompt(self) -> str:
+        """A prompt made of words the model knows (for model cards and the web page's placeholder)."""
+        words = self.tokenizer.vocabulary
+        colours = [w for w in ("red", "blue", "green", "white", "yellow") if w in words]
+        shapes = [w for w in ("circle", "square", "triangle", "star") if w in words]
+        if colours and shapes:
+            return f"a {colours[0]} {shapes[0]} on a {colours[-1]} background"
+        return " ".join(list(words)[:4])
+
     def tokens(self, prompts: list[str], allow_unknown: bool = False) -> torch.Tensor:
         for prompt in dict.fromkeys(prompts):
             for note in self.check_prompt(prompt, allow_unknown):

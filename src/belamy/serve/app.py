@@ -27,7 +27,6 @@ from pydantic import BaseModel, ConfigDict, Field
 import belamy
 from belamy.pipelines.generator import GeneratorPipeline, slerp
 from belamy.pipelines.image_to_image import ImageToImagePipeline
-from belamy.pipelines.text_to_image import TextToImagePipeline
 from belamy.provenance import embed_watermark, provenance_text, WATERMARK_NAME
 from belamy.serve.batching import Batcher, Busy
 from belamy.utils.images import make_grid, to_pil
@@ -72,16 +71,10 @@ class ServedModel:
             info["classes"] = list(p.data.class_names) or [str(i) for i in range(p.num_classes)]
         if conditioning == "text":
             info["vocabulary_size"] = len(p.data.vocabulary)
-            info["example_prompt"] = _example_prompt(p)
+            info["example_prompt"] = p.example_prompt()
         if task == "translate" and config.get("recipe") == "cyclegan":
             info["directions"] = ["AtoB", "BtoA"]
         return info
-
-
-def _example_prompt(pipeline: TextToImagePipeline) -> str:
-    from belamy.export import _example_prompt as example
-
-    return example(pipeline)
 
 
 def load_models(folders: Sequence[str | Path], device: str = "cpu", batching: bool = True,
