@@ -78,7 +78,10 @@ def test_two_processes_equal_one_process_with_twice_the_batch(two_process_ring, 
                                                            name="other-seed", progress=False).path))
 
 
-@pytest.mark.parametrize("model", ["dcgan", "wgan-gp", "sngan", "cgan"])
+# SyncBatchNorm is the engine's, not a recipe's: two recipes cover it, sngan (a ResNet G with batch norm, where a
+# bias before the norm once parted the processes) and cgan (labels sharded with the images; DCGAN's G, as in dcgan and
+# wgan-gp). One torchrun launch each costs ~15 s of CI's serial phase.
+@pytest.mark.parametrize("model", ["sngan", "cgan"])
 def test_sync_batchnorm_two_processes_equal_one_process(model, tmp_path):
     """Every image recipe under DDP with batch norm over the global batch: BN in G and D (dcgan), WGAN-GP's
     penalty and n_critic = 5, spectral norm's power iteration (sngan), class-conditional G and projection D (cgan)."""
