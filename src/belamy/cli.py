@@ -410,8 +410,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real", help="real images: a data set name, a folder, or a .npz statistics file "
                                   "(default: the run's training data)")
     p.add_argument("--fake", help="fake images: a folder, a run folder or a .npz file (default: the run)")
-    p.add_argument("--metrics", default="fid,kid,pr", help="comma-separated: fid, kid, is, pr, dc (default "
-                                                           "fid,kid,pr)")
+    p.add_argument("--metrics", help="comma-separated: fid, kid, is, pr, dc (default fid,kid,pr); for a "
+                                     "text-to-image model: colour, shape, position, size (default: all)")
     p.add_argument("--n", type=int, help="fake images (a run: 10000 samples; a folder: all files)")
     p.add_argument("--n-real", type=int, help="real images (default: all)")
     p.add_argument("--cas", action="store_true", help="Classification Accuracy Score of a conditional model: a "
@@ -454,7 +454,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval_image_to_image(args)
     fake = args.fake or args.run
     real = args.real or training_data_of(args.run)
-    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    names = _metric_names(args.metrics or "fid,kid,pr")
     result = evaluate(real, fake, names, args.extractor, args.n, n_real=args.n_real, seed=args.seed,
                       batch_size=args.batch_size, resolution=args.resolution, device=args.device,
                       weights=args.weights, resizer=args.resizer, cache=not args.no_cache,
@@ -573,17 +573,23 @@ def _eval_image_to_image(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metric_names(text: str) -> list[str]:
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
 def _eval_text_to_image(args: argparse.Namespace, model) -> int:
     """belamy eval on a text-to-image model: attribute consistency on held-out `shapes` scenes."""
     from belamy import __version__
-    from belamy.metrics.text_to_image import shapes_consistency
+    from belamy.metrics.text_to_image import ATTRIBUTES, shapes_consistency
     from belamy.train.checkpoint import write_json_atomic
 
     data = args.real or "shapes:test"
     if not data.startswith("shapes"):
         raise ValueError(f"text-to-image models are measured on shapes:test or shapes-heldout (caption attributes "
                          f"read back from the images); {data} has no attributes")
-    result = shapes_consistency(model, data, n=args.n or 500, seed=args.seed, batch_size=args.batch_size)
+    attributes = tuple(_metric_names(args.metrics)) if args.metrics else ATTRIBUTES
+    result = shapes_consistency(model, data, n=args.n or 500, seed=args.seed, attributes=attributes,
+                                batch_size=args.batch_size)
     print(f"belamy eval: text2img {args.run} on {data}, {result['n']} single-object scenes")
     for key, value in result.items():
         if isinstance(value, float):
