@@ -5,6 +5,7 @@ import io
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -32,3 +33,26 @@ def cli(*args: str) -> SimpleNamespace:
         except SystemExit as e:  # argparse's usage errors
             code = e.code
     return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def tiny_sentence_transformer(folder):
+    """A randomly initialised 2-layer BERT (hidden 32) with a word-level WordPiece vocabulary, mean-pooled."""
+    st = pytest.importorskip("sentence_transformers")
+    transformers = pytest.importorskip("transformers")
+    try:
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers.models import Pooling, Transformer
+    bert = folder / "bert"
+    bert.mkdir()
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "blue", "circle", "square", "star", "on",
+             "the", "left", "right", "background"]
+    (bert / "vocab.txt").write_text("\n".join(words) + "\n")
+    transformers.BertTokenizer(str(bert / "vocab.txt")).save_pretrained(str(bert))
+    config = transformers.BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=32)
+    torch.manual_seed(0)
+    transformers.BertModel(config).save_pretrained(str(bert))
+    model = st.SentenceTransformer(modules=[Transformer(str(bert)), Pooling(32, "mean")], device="cpu")
+    model.save(str(folder / "model"))
+    return folder / "model"

@@ -15,6 +15,8 @@ from belamy.text import PAD_ID, UNK_ID, ImageEncoder, SentenceTransformerEncoder
     Tokenizer, load_text_encoder, pretrain_text_encoder, save_text_encoder
 from belamy.text.pretrain import CONFIG_FILE, WEIGHTS_FILE
 
+from helpers import tiny_sentence_transformer
+
 
 # ---- Tokenizer ----
 
@@ -184,31 +186,8 @@ def test_sentence_transformer_needs_a_local_folder(tmp_path, monkeypatch):
         SentenceTransformerEncoder(tmp_path)
 
 
-def _tiny_sentence_transformer(folder):
-    """A randomly initialised 2-layer BERT (hidden 32) with a word-level WordPiece vocabulary, mean-pooled."""
-    st = pytest.importorskip("sentence_transformers")
-    transformers = pytest.importorskip("transformers")
-    try:
-        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    except ImportError:  # sentence-transformers < 6
-        from sentence_transformers.models import Pooling, Transformer
-    bert = folder / "bert"
-    bert.mkdir()
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "blue", "circle", "square", "star", "on",
-             "the", "left", "right", "background"]
-    (bert / "vocab.txt").write_text("\n".join(words) + "\n")
-    transformers.BertTokenizer(str(bert / "vocab.txt")).save_pretrained(str(bert))
-    config = transformers.BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2,
-                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=32)
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(str(bert))
-    model = st.SentenceTransformer(modules=[Transformer(str(bert)), Pooling(32, "mean")], device="cpu")
-    model.save(str(folder / "model"))
-    return folder / "model"
-
-
 def test_sentence_transformer_encoder_on_a_tiny_local_model(tmp_path):
-    path = _tiny_sentence_transformer(tmp_path)
+    path = tiny_sentence_transformer(tmp_path)
     enc = SentenceTransformerEncoder(path)
     texts = ["a red circle on the left", "a blue square", "a star on a red background"]
     out = enc.encode_texts(texts)

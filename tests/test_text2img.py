@@ -14,7 +14,7 @@ from belamy.data import open_data
 from belamy.pipelines.text_to_image import PromptError, TextToImagePipeline
 from belamy.text import load_text_encoder
 
-from helpers import cli, tensors
+from helpers import cli, tensors, tiny_sentence_transformer
 
 QUIET = {"progress": False, "sample_every": 0, "log_every": 1, "ckpt_every": 0}
 TINY = {"g_width": 8, "d_width": 8, "embed_dim": 16, "hidden_dim": 16, "latent_dim": 16, "cond_dim": 16}
@@ -156,3 +156,33 @@ def test_attribute_consistency_reads_real_scenes_right(tiny_run):
     assert r.returncode == 1 and "smell" in r.stderr
     r = cli("interpolate", str(tiny_run.path))
     assert r.returncode == 1 and "interpolate_prompts" in r.stderr
+
+
+def test_a_sentence_transformers_model_is_the_text_encoder(tmp_path):
+    """option sentence_transformer: a frozen pretrained encoder from a local folder conditions G and D; its weights
+    stay in its folder (not in the run's files), generation reads it from there, ONNX export refuses it clearly."""
+    import shutil
+
+    from belamy.export import export_onnx
+    from belamy.text import SentenceTransformerEncoder
+
+    path = tiny_sentence_transformer(tmp_path)
+    options = {**TINY, "sentence_transformer": str(path)}
+    run = belamy.train(model="text2img", data="shapes", steps=3, batch_size=8, out=str(tmp_path / "runs"),
+                       name="st", options=options, **QUIET)
+    weights = tensors(run.path / "model.safetensors")
+    assert weights and not any(k.startswith("encoder.") for k in weights), sorted(weights)[:5]
+    g = belamy.load(run.path)
+    prompt = "a red circle on the left"
+    torch.testing.assert_close(g.generator.encode(g.tokens([prompt])),
+                               SentenceTransformerEncoder(path).encode_texts([prompt]))
+    a, b = g.generate(prompt, n=2, seed=0), g.generate("a blue square", n=2, seed=0)
+    assert a.shape == (2, 3, 32, 32) and not torch.allclose(a, b)  # the same z: only the caption differs
+    with pytest.raises(ValueError, match="sentence-transformers"):
+        export_onnx(g, tmp_path / "g.onnx")
+    with pytest.raises(ValueError, match="frozen"):
+        belamy.train(model="text2img", data="shapes", steps=1, out=str(tmp_path / "runs"), name="ft",
+                     options={**options, "finetune_text": True}, **QUIET)
+    shutil.move(path, tmp_path / "moved")
+    with pytest.raises(FileNotFoundError, match="sentence_transformer"):
+        belamy.load(run.path)

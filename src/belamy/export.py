@@ -91,6 +91,11 @@ def exportable(model: GeneratorPipeline | ImageToImagePipeline, direction: str |
         return _Translator(generator, model._reverse(direction) if model.task == "translate" else False).eval()
     if direction is not None:
         raise ValueError(f"--direction applies to image-to-image models; {model.config.get('recipe')} samples")
+    from belamy.text import SentenceTransformerTokens
+
+    if isinstance(getattr(generator, "encoder", None), SentenceTransformerTokens):
+        raise ValueError(f"this model's text encoder is a sentence-transformers model ({generator.encoder.path}), "
+                         f"whose tokenization runs in Python: ONNX export covers models with belamy's own encoder")
     return _Sampler(generator).eval()
 
 

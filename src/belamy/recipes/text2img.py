@@ -1,7 +1,8 @@
 """`text2img`: text-to-image generation after DF-GAN (Tao et al. 2022) and GAN-INT-CLS (Reed et al. 2016).
 
 A caption becomes a sentence embedding (belamy.text: a bidirectional GRU pretrained against the images with a
-contrastive matching loss, the role AttnGAN's DAMSM encoder plays, then frozen or fine-tuned); G fuses it into every
+contrastive matching loss, the role AttnGAN's DAMSM encoder plays, then frozen or fine-tuned; or a frozen pretrained
+sentence-transformers model from a local folder); G fuses it into every
 up-block through text-conditioned affine transforms, after StackGAN's conditioning augmentation; D judges an image
 with a caption, and is trained matching-aware (Reed et al. 2016): a real image with a mismatched caption counts as
 fake. D's objective is DF-GAN's hinge form, real - (fake + mismatched) / 2, with its matching-aware gradient penalty
@@ -23,13 +24,15 @@ from torch import Tensor, nn
 from belamy.data.base import DataError, DataInfo, ImageSet
 from belamy.nets.dfgan import TextConditionedDiscriminator, TextConditionedGenerator
 from belamy.recipes.base import RECIPES, Batch, Recipe, RecipeDefaults
-from belamy.text import TextEncoder, Tokenizer
+from belamy.text import SentenceTransformerTokens, TextEncoder, Tokenizer, is_sentence_transformer
 
 
 @dataclass
 class Text2ImgOptions:
     text_encoder: str = ""  # "": pretrain one on the training captions (cached in BELAMY_HOME); a folder written by
     # `belamy text-encoder` (its vocabulary must be the data's); "scratch": an untrained encoder, trained with G
+    sentence_transformer: str = ""  # instead of the GRU: a folder written by SentenceTransformer.save, a frozen
+    # pretrained encoder read from there whenever the model is loaded (pip install belamy[text]; never downloaded)
     finetune_text: bool = False  # train the encoder further with G (it is frozen otherwise)
     encoder_steps: int = 600  # contrastive pretraining steps when text_encoder is ""
     embed_dim: int = 128  # encoder word embeddings
@@ -91,14 +94,29 @@ class Text2Img(Recipe):
 
     @classmethod
     def build_generator(cls, options: Text2ImgOptions, data: DataInfo) -> nn.Module:
-        encoder = TextEncoder(len(cls.tokenizer(data)), options.embed_dim, options.hidden_dim)
+        encoder = cls._text_encoder(options, data)
         synthesis = TextConditionedGenerator(data.shape, encoder.dim, options.latent_dim, options.g_width,
                                              options.cond_dim)
         return TextToImageGenerator(encoder, synthesis, options.finetune_text)
 
     @classmethod
     def build_discriminator(cls, options: Text2ImgOptions, data: DataInfo) -> nn.Module:
-        return TextConditionedDiscriminator(data.shape, 2 * options.hidden_dim, options.d_width)
+        text_dim = cls._text_encoder(options, data).dim if options.sentence_transformer else 2 * options.hidden_dim
+        return TextConditionedDiscriminator(data.shape, text_dim, options.d_width)
+
+    @classmethod
+    def _text_encoder(cls, options: Text2ImgOptions, data: DataInfo) -> nn.Module:
+        path = options.sentence_transformer
+        if not path:
+            return TextEncoder(len(cls.tokenizer(data)), options.embed_dim, options.hidden_dim)
+        if options.finetune_text:
+            raise ValueError("option sentence_transformer: belamy keeps a sentence-transformers encoder frozen, "
+                             "leave finetune_text off")
+        if not is_sentence_transformer(path):
+            raise FileNotFoundError(f"option sentence_transformer: {path} is not a folder written by "
+                                    f"SentenceTransformer.save (no modules.json); a model trained with it reads it "
+                                    f"from there")
+        return SentenceTransformerTokens(path, data.vocabulary)
 
     # --- the text encoder ------------------------------------------------------------------------------------------
 
@@ -107,8 +125,8 @@ class Text2Img(Recipe):
         from belamy.text import load_text_encoder
 
         o = self.options
-        if o.text_encoder == "scratch":
-            return
+        if o.text_encoder == "scratch" or o.sentence_transformer:
+            return  # untrained, or pretrained and loaded with G
         folder = Path(o.text_encoder) if o.text_encoder else self._pretrained_on(source)
         tokenizer, encoder, _ = load_text_encoder(folder)
         if tuple(tokenizer.vocabulary) != tuple(self.data.vocabulary):

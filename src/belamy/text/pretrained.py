@@ -54,3 +54,45 @@ class SentenceTransformerEncoder(nn.Module):
 
     def forward(self, texts: list[str]) -> Tensor:
         return self.encode_texts(texts)
+
+
+def is_sentence_transformer(path: str | Path) -> bool:
+    """Whether `path` is a folder written by SentenceTransformer.save (it lists its modules in modules.json)."""
+    return bool(path) and (Path(path).expanduser() / "modules.json").is_file()
+
+
+class SentenceTransformerTokens(nn.Module):
+    """A frozen sentence-transformers model behind belamy's token interface, so that a text-to-image generator takes
+    the same inputs whichever encoder it has: token ids [B, L] -> the words they stand for (belamy's tokenizer:
+    lower case, punctuation dropped) -> (None, sentence embeddings [B, dim]).
+
+    The model is kept outside the module tree: its weights (22M for all-MiniLM-L6-v2) stay in its own folder, not in
+    every checkpoint, and an EMA copy of the generator shares it. Embeddings are cached per text: a training set's
+    captions are encoded once."""
+
+    def __init__(self, path: str | Path, vocabulary: list[str] | tuple[str, ...], cache_size: int = 200_000) -> None:
+        super().__init__()
+        from belamy.text.tokenizer import Tokenizer
+
+        self.tokenizer = Tokenizer(vocabulary)
+        self._encoder = [SentenceTransformerEncoder(path)]  # a list: not a submodule (see above)
+        self.path, self.dim, self.cache_size = self._encoder[0].path, self._encoder[0].dim, cache_size
+        self._cache: dict[str, Tensor] = {}
+
+    def __deepcopy__(self, memo: dict) -> SentenceTransformerTokens:
+        import copy
+
+        return copy.copy(self)  # no weights of its own: copies share the frozen model and its cache
+
+    def forward(self, tokens: Tensor) -> tuple[None, Tensor]:
+        texts = [self.tokenizer.decode(row) for row in tokens.tolist()]
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            encoder = self._encoder[0]
+            if encoder.device_name != str(tokens.device):  # follow the generator to its device
+                encoder.model.to(tokens.device)
+                encoder.device_name = str(tokens.device)
+            if len(self._cache) + len(missing) > self.cache_size:
+                self._cache.clear()
+            self._cache.update(zip(missing, encoder.encode_texts(missing).cpu()))
+        return None, torch.stack([self._cache[t] for t in texts]).to(tokens.device)
