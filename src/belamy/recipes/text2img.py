@@ -2,12 +2,12 @@
 
 A caption becomes a sentence embedding (belamy.text: a bidirectional GRU pretrained against the images with a
 contrastive matching loss, the role AttnGAN's DAMSM encoder plays, then frozen or fine-tuned; or a frozen pretrained
-sentence-transformers model from a local folder); G fuses it into every
-up-block through text-conditioned affine transforms, after StackGAN's conditioning augmentation; D judges an image
-with a caption, and is trained matching-aware (Reed et al. 2016): a real image with a mismatched caption counts as
-fake. D's objective is DF-GAN's hinge form, real - (fake + mismatched) / 2, with its matching-aware gradient penalty
-(MA-GP, eq. 3: 2 * E[||grad of D(x, e) wrt (x, e)||^6] on real, matching pairs), which smooths D around the real
-image-text manifold.
+sentence-transformers model from a local folder); G fuses it into every up-block through text-conditioned affine
+transforms, after StackGAN's conditioning augmentation; D judges an image with a caption, and is trained
+matching-aware (Reed et al. 2016): a real image with a mismatched caption counts as fake. D's objective is DF-GAN's
+hinge form, real - (fake + mismatched) / 2, with its matching-aware gradient penalty (MA-GP, eq. 3:
+2 * E[||grad of D(x, e) wrt (x, e)||^6] on real, matching pairs), which smooths D around the real image-text
+manifold.
 """
 
 from __future__ import annotations
