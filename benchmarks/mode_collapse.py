@@ -1,7 +1,7 @@
 """Mode collapse: how many modes each GAN variant finds, and how well, on ring8, grid25 and stacked MNIST.
 
     python benchmarks/mode_collapse.py [--data ring8,grid25,stacked-mnist] [--variants default,gan-2014,...]
-                                       [--seeds 5] [--steps N] [--image-steps N] [--threads 1]
+                                       [--seeds 5] [--first-seed 0] [--steps N] [--image-steps N] [--threads 1]
 
 Counted as VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018) count them:
 - ring8, grid25: 2,500 samples; a sample is high quality within 3 standard deviations of a mode (the data set's std:
@@ -109,7 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=",".join(POINT_SETS + IMAGE_SETS), help="comma-separated data sets")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per variant")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per variant: first-seed .. first-seed + N - 1")
+    parser.add_argument("--first-seed", type=int, default=0, help="to add seeds to a table measured before")
     parser.add_argument("--steps", type=int, default=None, help="G steps on ring8/grid25 (default 1800 each)")
     parser.add_argument("--image-steps", type=int, default=None, help="G steps on stacked MNIST (default 1000)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -140,7 +141,7 @@ def main() -> None:
         for name in variants:
             kwargs = VARIANTS[name].points if points else VARIANTS[name].images
             scores, walls = [], []
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 result, wall = train_and_score(data, kwargs, steps, seed, classifier)
                 scores.append(result)
                 walls.append(wall)
@@ -153,7 +154,8 @@ def main() -> None:
             rows.append((data, name, str(steps), f"{modes}/{scores[0]['modes']}", q, f"{statistics.mean(walls):.0f}"))
         print(flush=True)
 
-    print(f"\n{args.seeds} seed(s), {args.threads} thread(s); mean ± std over seeds\n")
+    last = args.first_seed + args.seeds - 1
+    print(f"\nseeds {args.first_seed}-{last}, {args.threads} thread(s); mean ± std over seeds\n")
     print("| data | variant | steps | modes | high quality (ring8, grid25) / KL to uniform (stacked MNIST) | s/run |")
     print("|---|---|---|---|---|---|")
     for row in rows:
