@@ -32,6 +32,7 @@ def test_captions_reach_the_batches_and_the_run(tiny_run):
     log = [json.loads(line) for line in (tiny_run.path / "log.jsonl").read_text().splitlines()]
     steps = [r for r in log if "ma_gp" in r]
     assert len(steps) == 2 and all(r["d_mismatched"] == r["d_mismatched"] for r in steps)  # finite figures
+    assert all(r["contrastive"] > 0 and r["g_contrastive"] > 0 for r in steps)  # XMC-GAN's terms, on by default
     captions = (tiny_run.path / "samples" / "captions.txt").read_text().splitlines()
     assert len(captions) == 8 and all(captions)  # one fixed caption per row of the sample grid
     config = json.loads((tiny_run.path / "config.json").read_text())
@@ -134,6 +135,20 @@ def test_captioned_folder_trains_from_the_cli(tmp_path):
     with pytest.raises(ConfigError, match="hflip"):
         belamy.train(model="text2img", data="shapes", steps=1, hflip=True, options={"text_encoder": "scratch"},
                      out=str(tmp_path), **QUIET)
+
+
+def test_text2img_learns_the_background_its_caption_names(tmp_path):
+    """Learning, not only running: after 800 steps at 16 px (about 50 s here) the background colour of images made
+    from held-out captions is the one the caption names far above chance (1/12). Measured: 94.5% (83% without
+    the contrastive terms)."""
+    from belamy.metrics.text_to_image import shapes_consistency
+
+    run = belamy.train(model="text2img", data="shapes", steps=800, batch_size=32, resolution=16, lr_g=2e-4,
+                       lr_d=2e-4, out=str(tmp_path), name="learn", options={"encoder_steps": 200, "gp_weight": 0},
+                       progress=False, sample_every=0, log_every=100, ckpt_every=0)
+    result = shapes_consistency(belamy.load(run.path), "shapes:test", n=128, attributes=("colour",))
+    assert result["background_accuracy_real"] == 1.0, result
+    assert result["background_accuracy"] > 0.6, result
 
 
 def test_attribute_consistency_reads_real_scenes_right(tiny_run):

@@ -7,6 +7,7 @@ discriminator's maximization of the value function is written as the minimizatio
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -91,6 +92,22 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
         logits = critic(x_hat)
     grad = _input_gradient(logits, x_hat)
     return (grad.flatten(1).norm(2, dim=1) - target).square().mean()
+
+
+MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps exp(logit_scale) at 100 for stability
+
+
+def contrastive_loss(image_features: Tensor, text_features: Tensor, logit_scale: Tensor) -> Tensor:
+    """Symmetric InfoNCE (CLIP, Radford et al. 2021): image i's caption is text i among the B of the batch, and text
+    i's image is image i. features [B, D] (any norm; compared by cosine similarity times exp(logit_scale)).
+
+    Used to pretrain belamy's text encoder, and by text2img's discriminator and generator as XMC-GAN's sentence
+    contrastive loss (Zhang et al. 2021, eq. 4)."""
+    assert image_features.shape == text_features.shape, (image_features.shape, text_features.shape)
+    logits = logit_scale.clamp(max=MAX_LOGIT_SCALE).exp() * F.normalize(image_features.float(), dim=1) \
+        @ F.normalize(text_features.float(), dim=1).T  # [B images, B texts]
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
 def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:

@@ -4,10 +4,15 @@ Baseline for Text-to-Image Synthesis"), with StackGAN's conditioning augmentatio
 G: z -> 4x4 features -> up-blocks, each fusing the sentence embedding into the image features through stacked
 text-conditioned affine transforms (DF-GAN's "deep text-image fusion" blocks: per-channel scale and shift predicted
 from the text, Fig. 3) -> RGB. D: down-blocks -> 4x4 features, concatenated with the sentence embedding replicated
-over space -> one logit (DF-GAN's one-way output), so D judges both realism and image-text match.
+over space -> one logit (DF-GAN's one-way output), so D judges both realism and image-text match. D also projects
+its 4x4 features and the sentence into one space, for XMC-GAN's sentence contrastive loss (Zhang et al. 2021, "Cross-
+Modal Contrastive Learning for Text-to-Image Generation"): there D must tell which of the batch's captions an image
+shows, a denser signal than one real/fake logit.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -133,6 +138,7 @@ class TextConditionedDiscriminator(nn.Module):
         shape: tuple[int, int, int],  # input (C, H, W)
         text_dim: int,  # size of the sentence embedding
         width: int = 32,  # channels after the first conv; x2 per level up to 8 * width
+        match_dim: int = 128,  # size of the space where image and sentence are compared (contrastive loss)
     ) -> None:
         super().__init__()
         channels, resolution, _ = shape
@@ -142,11 +148,25 @@ class TextConditionedDiscriminator(nn.Module):
         self.blocks = nn.Sequential(*[DownBlock(chs[i], chs[i + 1]) for i in range(levels)])  # -> [B, ., base, base]
         self.joint = nn.Sequential(nn.Conv2d(chs[-1] + text_dim, 2 * width, 3, 1, 1, bias=False), nn.LeakyReLU(0.2),
                                    nn.Conv2d(2 * width, 1, base, 1, 0, bias=False))  # -> [B, 1, 1, 1]
+        # the whole 4x4 map, not its average: where the object is is part of what a caption says
+        self.image_match = nn.Linear(chs[-1] * base * base, match_dim)
+        self.text_match = nn.Linear(text_dim, match_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))  # XMC-GAN's temperature 0.1
 
     def features(self, x: Tensor) -> Tensor:
+        """images [B, C, H, W] -> D's features [B, C', base, base], which `judge` and `embed_image` read."""
         return self.blocks(self.stem(x))
 
-    def forward(self, x: Tensor, sentence: Tensor) -> Tensor:
-        h = self.features(x)
+    def judge(self, h: Tensor, sentence: Tensor) -> Tensor:
+        """Logits [B] of features [B, C', base, base] with a sentence embedding [B, text_dim] each."""
         e = sentence[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
         return self.joint(torch.cat([h, e], dim=1)).flatten()
+
+    def embed_image(self, h: Tensor) -> Tensor:
+        return self.image_match(h.flatten(1))  # [B, match_dim]
+
+    def embed_text(self, sentence: Tensor) -> Tensor:
+        return self.text_match(sentence)  # [B, match_dim]
+
+    def forward(self, x: Tensor, sentence: Tensor) -> Tensor:
+        return self.judge(self.features(x), sentence)

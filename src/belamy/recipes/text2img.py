@@ -7,7 +7,9 @@ transforms, after StackGAN's conditioning augmentation; D judges an image with a
 matching-aware (Reed et al. 2016): a real image with a mismatched caption counts as fake. D's objective is DF-GAN's
 hinge form, real - (fake + mismatched) / 2, with its matching-aware gradient penalty (MA-GP, eq. 3:
 2 * E[||grad of D(x, e) wrt (x, e)||^6] on real, matching pairs), which smooths D around the real image-text
-manifold.
+manifold. Both also play XMC-GAN's sentence contrastive game (Zhang et al. 2021, eq. 4): D learns to tell which of
+the batch's captions each real image shows, and G to make each fake show its own caption to D. On shapes this made
+the background follow its caption 55% -> 97% of the time after 800 steps of 64 (same run without it).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from belamy.data.base import DataError, DataInfo, ImageSet
+from belamy.losses import contrastive_loss
 from belamy.nets.dfgan import TextConditionedDiscriminator, TextConditionedGenerator
 from belamy.recipes.base import RECIPES, Batch, Recipe, RecipeDefaults
 from belamy.text import SentenceTransformerTokens, TextEncoder, Tokenizer, is_sentence_transformer
@@ -40,10 +43,11 @@ class Text2ImgOptions:
     max_length: int = 24  # caption tokens kept (longer captions are cut)
     latent_dim: int = 100
     cond_dim: int = 128  # conditioning augmentation output
-    g_width: int = 32
-    d_width: int = 32
+    g_width: int = 16  # 32 (DF-GAN's 32 px setting) draws no better in a short run and is 2.4x slower on a CPU
+    d_width: int = 16
     kl_weight: float = 0.1  # of the conditioning augmentation's KL term (StackGAN's 1.0 kept G from following
     # captions on shapes: background colour at chance after 6,000 steps, where 0.1 followed it by 5,500)
+    contrastive_weight: float = 1.0  # of XMC-GAN's sentence contrastive loss in D and G (0: DF-GAN's losses only)
     gp_weight: float = 2.0  # MA-GP's k (DF-GAN)
     gp_power: float = 6.0  # MA-GP's p (DF-GAN)
 
@@ -179,17 +183,24 @@ class Text2Img(Recipe):
             batch.fake, batch.made["kl"], batch.made["sentence"] = fake, kl, sentence
         sentence = sentence.detach()
         # MA-GP needs D's gradient wrt the real image and its caption, so both enter D as leaves that need it.
-        real = batch.real.detach().requires_grad_(True)
-        text = sentence.clone().requires_grad_(True)
-        real_logits = self.D(real, text).float()
+        o, penalize = self.options, self.options.gp_weight > 0
+        real = batch.real.detach().requires_grad_(penalize)
+        text = sentence.clone().requires_grad_(penalize)
+        real_features = self.D.features(real)  # read three times: matched, mismatched, contrastive
+        real_logits = self.D.judge(real_features, text).float()
         fake_logits = self.D(fake.detach(), sentence).float()
-        mismatched_logits = self.D(batch.real, sentence.roll(1, dims=0)).float()  # another image's caption
+        mismatched_logits = self.D.judge(real_features, sentence.roll(1, dims=0)).float()  # another image's caption
         # DF-GAN: real - (fake + mismatched) / 2, written as the mean of the two games D plays
         adversarial = 0.5 * (self.loss.d(real_logits, fake_logits) + self.loss.d(real_logits, mismatched_logits))
-        grad_image, grad_text = torch.autograd.grad(real_logits.sum(), (real, text), create_graph=True)
-        norm = torch.cat([grad_image.flatten(1), grad_text.flatten(1)], dim=1).float().norm(dim=1)
-        penalty = self.options.gp_weight * norm.pow(self.options.gp_power).mean()
-        return {"loss": adversarial + penalty, "ma_gp": penalty.detach(),
+        terms = {"loss": adversarial}
+        if penalize:
+            grad_image, grad_text = torch.autograd.grad(real_logits.sum(), (real, text), create_graph=True)
+            norm = torch.cat([grad_image.flatten(1), grad_text.flatten(1)], dim=1).float().norm(dim=1)
+            terms["ma_gp"] = o.gp_weight * norm.pow(o.gp_power).mean()
+        if o.contrastive_weight > 0:  # XMC-GAN: which of the batch's captions does each real image show?
+            terms["contrastive"] = o.contrastive_weight * self._contrastive(real_features, sentence)
+        loss = sum(terms.values())
+        return {**{k: v.detach() for k, v in terms.items()}, "loss": loss,
                 "d_real": self.loss.d_output(real_logits.detach()).mean(),
                 "d_fake": self.loss.d_output(fake_logits.detach()).mean(),
                 "d_mismatched": self.loss.d_output(mismatched_logits.detach()).mean()}
@@ -199,9 +210,20 @@ class Text2Img(Recipe):
             fake, kl, sentence = batch.fake, batch.made["kl"], batch.made["sentence"]
         else:
             fake, kl, sentence = self.G(batch.z, batch.text, batch.randn(self.options.cond_dim), return_all=True)
-        adversarial = self.loss.g(self.D(fake, sentence).float())
+        features = self.D.features(fake)
+        adversarial = self.loss.g(self.D.judge(features, sentence).float())
         kl_term = self.options.kl_weight * kl.float().mean()
-        return {"loss": adversarial + kl_term, "g_adversarial": adversarial.detach(), "kl": kl_term.detach()}
+        terms = {"g_adversarial": adversarial, "kl": kl_term}
+        if self.options.contrastive_weight > 0:  # XMC-GAN: each fake must show its own caption to D's eyes
+            terms["g_contrastive"] = self.options.contrastive_weight * self._contrastive(features, sentence)
+        return {"loss": sum(terms.values()), **{k: v.detach() for k, v in terms.items()}}
+
+    def _contrastive(self, features: Tensor, sentence: Tensor) -> Tensor:
+        """XMC-GAN's sentence contrastive loss (Zhang et al. 2021, eq. 4) between D's image features and the
+        sentence embeddings of the batch (symmetric InfoNCE; with one image the batch has nothing to contrast)."""
+        if features.shape[0] < 2:
+            return features.new_zeros(())
+        return contrastive_loss(self.D.embed_image(features), self.D.embed_text(sentence.detach()), self.D.logit_scale)
 
     @torch.no_grad()
     def preview(self, G: nn.Module, batch: Batch) -> tuple[Tensor, int | None]:

@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from belamy.data.base import ImageSet
+from belamy.losses import MAX_LOGIT_SCALE, contrastive_loss
 from belamy.text.encoder import ImageEncoder, TextEncoder
 from belamy.text.tokenizer import Tokenizer
 from belamy.train.checkpoint import save_file_atomic, write_json_atomic
@@ -38,7 +39,6 @@ FORMAT_VERSION = 1
 HELDOUT_FRACTION = 5  # one scene in this many is held out of pretraining, to measure retrieval
 RETRIEVAL_PAIRS = 256  # held-out image-caption pairs ranked against each other (chance recall@1 = 1/256)
 INIT_LOGIT_SCALE = math.log(1 / 0.07)  # CLIP's initial temperature 0.07
-MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps the scale at 100 for stability
 
 
 class TextEncoderError(RuntimeError):
@@ -52,15 +52,6 @@ class PretrainedText:
     image_encoder: ImageEncoder  # in eval mode; not saved by save_text_encoder
     figures: dict[str, float] = field(default_factory=dict)  # retrieval recall, loss, timing (pretrain_text_encoder)
     max_length: int = 24  # captions are cut to this many words
-
-
-def contrastive_loss(image_features: Tensor, text_features: Tensor, logit_scale: Tensor) -> Tensor:
-    """Symmetric InfoNCE (CLIP, Radford et al. 2021): image i's caption is text i. features [B, D] (any norm)."""
-    assert image_features.shape == text_features.shape, (image_features.shape, text_features.shape)
-    logits = logit_scale.clamp(max=MAX_LOGIT_SCALE).exp() * F.normalize(image_features, dim=1) \
-        @ F.normalize(text_features, dim=1).T  # [B images, B texts]
-    target = torch.arange(logits.shape[0], device=logits.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
 def _to_float(images: Tensor) -> Tensor:
