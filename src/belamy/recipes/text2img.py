@@ -8,8 +8,8 @@ matching-aware (Reed et al. 2016): a real image with a mismatched caption counts
 hinge form, real - (fake + mismatched) / 2, with its matching-aware gradient penalty (MA-GP, eq. 3:
 2 * E[||grad of D(x, e) wrt (x, e)||^6] on real, matching pairs), which smooths D around the real image-text
 manifold. Both also play XMC-GAN's sentence contrastive game (Zhang et al. 2021, eq. 4): D learns to tell which of
-the batch's captions each real image shows, and G to make each fake show its own caption to D. On shapes this made
-the background follow its caption 55% -> 97% of the time after 800 steps of 64 (same run without it).
+the batch's captions each real image shows, and G to make each fake show its own caption to D. On shapes (32 px,
+800 steps of 64) this made the background follow its caption 92% of the time, against 55% without it.
 """
 
 from __future__ import annotations
@@ -192,15 +192,14 @@ class Text2Img(Recipe):
         mismatched_logits = self.D.judge(real_features, sentence.roll(1, dims=0)).float()  # another image's caption
         # DF-GAN: real - (fake + mismatched) / 2, written as the mean of the two games D plays
         adversarial = 0.5 * (self.loss.d(real_logits, fake_logits) + self.loss.d(real_logits, mismatched_logits))
-        terms = {"loss": adversarial}
+        terms = {"d_adversarial": adversarial}
         if penalize:
             grad_image, grad_text = torch.autograd.grad(real_logits.sum(), (real, text), create_graph=True)
             norm = torch.cat([grad_image.flatten(1), grad_text.flatten(1)], dim=1).float().norm(dim=1)
             terms["ma_gp"] = o.gp_weight * norm.pow(o.gp_power).mean()
         if o.contrastive_weight > 0:  # XMC-GAN: which of the batch's captions does each real image show?
             terms["contrastive"] = o.contrastive_weight * self._contrastive(real_features, sentence)
-        loss = sum(terms.values())
-        return {**{k: v.detach() for k, v in terms.items()}, "loss": loss,
+        return {"loss": sum(terms.values()), **{k: v.detach() for k, v in terms.items()},
                 "d_real": self.loss.d_output(real_logits.detach()).mean(),
                 "d_fake": self.loss.d_output(fake_logits.detach()).mean(),
                 "d_mismatched": self.loss.d_output(mismatched_logits.detach()).mean()}
