@@ -22,16 +22,18 @@ TINY = {"g_width": 8, "d_width": 8, "embed_dim": 16, "hidden_dim": 16, "latent_d
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """Two steps on shapes with an untrained ("scratch") encoder: enough to exercise everything but quality."""
+    """Two steps on shapes with an untrained ("scratch") encoder and DF-GAN's MA-GP (off by default): enough to
+    exercise everything but quality."""
     out = tmp_path_factory.mktemp("runs")
     return belamy.train(model="text2img", data="shapes", steps=2, batch_size=8, out=str(out), name="tiny",
-                        options={**TINY, "text_encoder": "scratch"}, **QUIET)
+                        options={**TINY, "text_encoder": "scratch", "gp_weight": 2.0}, **QUIET)
 
 
 def test_captions_reach_the_batches_and_the_run(tiny_run):
     log = [json.loads(line) for line in (tiny_run.path / "log.jsonl").read_text().splitlines()]
     steps = [r for r in log if "ma_gp" in r]
     assert len(steps) == 2 and all(r["d_mismatched"] == r["d_mismatched"] for r in steps)  # finite figures
+    assert all(r["ma_gp"] > 0 for r in steps)
     assert all(r["contrastive"] > 0 and r["g_contrastive"] > 0 for r in steps)  # XMC-GAN's terms, on by default
     captions = (tiny_run.path / "samples" / "captions.txt").read_text().splitlines()
     assert len(captions) == 8 and all(captions)  # one fixed caption per row of the sample grid
@@ -138,17 +140,17 @@ def test_captioned_folder_trains_from_the_cli(tmp_path):
 
 
 def test_text2img_learns_the_background_its_caption_names(tmp_path):
-    """Learning, not only running: after 800 steps at 16 px (about 50 s here) the background colour of images made
-    from held-out captions is the one the caption names far above chance (1/12). Measured: 94.5% (83% without
-    the contrastive terms)."""
+    """Learning, not only running: after 300 steps at 16 px with the recipe's defaults (about 35 s here) the
+    background colour of images made from held-out captions is the one the caption names far above chance (1/12).
+    Measured: 98.4% and 99.2% (seeds 1 and 0; 800 steps at DF-GAN's lr without the contrastive terms: 83%)."""
     from belamy.metrics.text_to_image import shapes_consistency
 
-    run = belamy.train(model="text2img", data="shapes", steps=800, batch_size=32, resolution=16, lr_g=2e-4,
-                       lr_d=2e-4, out=str(tmp_path), name="learn", options={"encoder_steps": 200, "gp_weight": 0},
-                       progress=False, sample_every=0, log_every=100, ckpt_every=0)
+    run = belamy.train(model="text2img", data="shapes", steps=300, batch_size=32, resolution=16, out=str(tmp_path),
+                       name="learn", options={"encoder_steps": 200}, progress=False, sample_every=0, log_every=100,
+                       ckpt_every=0)
     result = shapes_consistency(belamy.load(run.path), "shapes:test", n=128, attributes=("colour",))
     assert result["background_accuracy_real"] == 1.0, result
-    assert result["background_accuracy"] > 0.6, result
+    assert result["background_accuracy"] > 0.8, result
 
 
 def test_attribute_consistency_reads_real_scenes_right(tiny_run):
