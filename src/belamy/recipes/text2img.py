@@ -9,7 +9,8 @@ hinge form, real - (fake + mismatched) / 2, optionally with its matching-aware g
 k * E[||grad of D(x, e) wrt (x, e)||^p] on real, matching pairs, k = 2 and p = 6 in DF-GAN; here off unless
 gp_weight > 0, as it helped no run on shapes), which smooths D around the real image-text manifold. Both also
 play XMC-GAN's sentence contrastive game (Zhang et al. 2021, eq. 4): D learns to tell which of the batch's captions
-each real image shows, and G to make each fake show its own caption to D. On shapes (32 px, 800 steps of 64) this made the background follow its caption 92% of the time, against 55% without it.
+each real image shows, and G to make each fake show its own caption to D. On shapes (32 px, 800 steps of 64) this made
+the background follow its caption 92% of the time, against 55% without it.
 """
 
 from __future__ import annotations
