@@ -191,8 +191,10 @@ def test_a_sentence_transformers_model_is_the_text_encoder(tmp_path):
     assert weights and not any(k.startswith("encoder.") for k in weights), sorted(weights)[:5]
     g = belamy.load(run.path)
     prompt = "a red circle on the left"
+    raw = SentenceTransformerEncoder(path).encode_texts([prompt])  # then whitened by the map saved with G
+    assert not torch.equal(g.generator.text_whitening, torch.eye(raw.shape[1]))
     torch.testing.assert_close(g.generator.encode(g.tokens([prompt])),
-                               SentenceTransformerEncoder(path).encode_texts([prompt]))
+                               (raw - g.generator.text_mean) @ g.generator.text_whitening)
     a, b = g.generate(prompt, n=2, seed=0), g.generate("a blue square", n=2, seed=0)
     assert a.shape == (2, 3, 32, 32) and not torch.allclose(a, b)  # the same z: only the caption differs
     with pytest.raises(ValueError, match="sentence-transformers"):
@@ -203,3 +205,83 @@ def test_a_sentence_transformers_model_is_the_text_encoder(tmp_path):
     shutil.move(path, tmp_path / "moved")
     with pytest.raises(FileNotFoundError, match="sentence_transformer"):
         belamy.load(run.path)
+
+
+def test_contrastive_loss_with_extra_wrong_captions():
+    """The extra captions are more wrong answers for each image (image -> text), and no image's answer (text ->
+    image): checked against the loss written out by hand."""
+    from belamy.losses import contrastive_loss
+
+    g = torch.Generator().manual_seed(0)
+    images, texts, extra = (torch.randn(n, 5, generator=g) for n in (4, 4, 3))
+    scale = torch.tensor(1.5)
+    unit = torch.nn.functional.normalize
+    logits = scale.exp() * unit(images, dim=1) @ unit(torch.cat([texts, extra]), dim=1).T  # [4, 7]
+    target = torch.arange(4)
+    by_hand = (torch.nn.functional.cross_entropy(logits, target)
+               + torch.nn.functional.cross_entropy(logits[:, :4].T, target)) / 2
+    assert torch.allclose(contrastive_loss(images, texts, scale, extra), by_hand)
+    assert contrastive_loss(images, texts, scale, extra) > contrastive_loss(images, texts, scale)
+    assert torch.allclose(contrastive_loss(images, texts, scale, extra[:0]), contrastive_loss(images, texts, scale))
+
+
+def test_hard_negatives_are_near_captions_of_other_images():
+    """hard_negatives = k: each image's mismatched caption is one of the k training captions nearest to its own
+    caption, never one of its own image's captions (which would be a true match)."""
+    from belamy.losses import LOSSES
+    from belamy.recipes import RECIPES
+    from belamy.recipes.base import Batch
+
+    data = open_data("shapes", 16)
+    k = 3
+    cls = RECIPES.get("text2img")
+    recipe = cls(cls.Options(**TINY, text_encoder="scratch", hard_negatives=k), data.info, LOSSES.get("hinge"))
+    recipe.prepare(data)
+    tokens, counts = recipe.caption_tokens(data.captions)
+    assert recipe.caption_bank.shape[0] == int(counts.sum()) == recipe.caption_image.shape[0]
+    index = torch.tensor([0, 7, 42, 99])
+    with torch.no_grad():
+        sentence = recipe.G.encode(tokens[index, 0])
+        batch = Batch(torch.zeros(4, 3, 16, 16), None, torch.zeros(4, 16), None, torch.Generator().manual_seed(1),
+                      index=index)
+        wrong = recipe._mismatched(sentence, batch)
+    similarity = torch.nn.functional.normalize(sentence, dim=1) @ recipe.caption_unit.T
+    for b in range(4):
+        rows = (recipe.caption_bank == wrong[b]).all(dim=1).nonzero()[:, 0]
+        assert len(rows) >= 1 and all(int(recipe.caption_image[r]) != int(index[b]) for r in rows)
+        others = similarity[b].masked_fill(recipe.caption_image == index[b], -2)
+        assert others[rows[0]] >= others.topk(k).values[-1]  # among the k nearest
+    assert not torch.equal(wrong, sentence.roll(1, dims=0))
+
+
+def test_whitened_sentence_embeddings():
+    """whiten_text: G's fixed map makes the training captions' embeddings zero-mean with covariance at most the
+    identity (damped ZCA), is saved with the model, and a model saved without the map loads with the identity."""
+    from belamy.losses import LOSSES
+    from belamy.recipes import RECIPES
+    from belamy.recipes.text2img import WHITENING_EPS
+
+    data = open_data("shapes", 16)
+    cls = RECIPES.get("text2img")
+    recipe = cls(cls.Options(**TINY, text_encoder="scratch", whiten_text=True), data.info, LOSSES.get("hinge"))
+    recipe.prepare(data)
+    tokens, counts = recipe.caption_tokens(data.captions)
+    every = tokens[torch.arange(tokens.shape[1])[None] < counts[:, None]]  # every caption, as the map was fit
+    with torch.no_grad():
+        raw = recipe.G.encoder(every)[1].double()
+        white = recipe.G.encode(every).double()
+    assert white.mean(0).abs().max() < 0.05
+    variance = torch.linalg.eigvalsh(torch.cov(white.T))
+    assert variance.max() < 1.0 + 0.05 and variance.max() > 0.5
+    raw_variance = torch.linalg.eigvalsh(torch.cov(raw.T))
+    assert variance.max() / variance.min() < (raw_variance.max() / raw_variance.min()) / 10  # far better conditioned
+    # damped: a direction of variance v ends at v / (v + eps * mean v)
+    expected = raw_variance / (raw_variance + WHITENING_EPS * raw_variance.mean())
+    assert torch.allclose(variance.sort().values, expected.sort().values, rtol=0.1, atol=0.01)
+    state = recipe.G.state_dict()
+    fresh = cls.build_generator(cls.Options(**TINY, text_encoder="scratch"), data.info)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.text_whitening, recipe.G.text_whitening)
+    old = {k: v for k, v in state.items() if not k.startswith("text_")}  # a model saved before the map existed
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh.text_whitening, torch.eye(fresh.encoder.dim)) and not fresh.text_mean.any()

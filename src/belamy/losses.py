@@ -97,17 +97,21 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps exp(logit_scale) at 100 for stability
 
 
-def contrastive_loss(image_features: Tensor, text_features: Tensor, logit_scale: Tensor) -> Tensor:
+def contrastive_loss(image_features: Tensor, text_features: Tensor, logit_scale: Tensor,
+                     extra_text: Tensor | None = None) -> Tensor:
     """Symmetric InfoNCE (CLIP, Radford et al. 2021): image i's caption is text i among the B of the batch, and text
     i's image is image i. features [B, D] (any norm; compared by cosine similarity times exp(logit_scale)).
+    extra_text [E, D]: further captions that no image shows, more wrong answers for each image to rule out.
 
     Used to pretrain belamy's text encoder, and by text2img's discriminator and generator as XMC-GAN's sentence
     contrastive loss (Zhang et al. 2021, eq. 4)."""
     assert image_features.shape == text_features.shape, (image_features.shape, text_features.shape)
+    texts = text_features if extra_text is None else torch.cat([text_features, extra_text])
     logits = logit_scale.clamp(max=MAX_LOGIT_SCALE).exp() * F.normalize(image_features.float(), dim=1) \
-        @ F.normalize(text_features.float(), dim=1).T  # [B images, B texts]
-    target = torch.arange(logits.shape[0], device=logits.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+        @ F.normalize(texts.float(), dim=1).T  # [B images, B (+ E) texts]
+    b = logits.shape[0]
+    target = torch.arange(b, device=logits.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, :b].T, target)) / 2
 
 
 def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:

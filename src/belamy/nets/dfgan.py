@@ -7,7 +7,9 @@ from the text, Fig. 3) -> RGB. D: down-blocks -> 4x4 features, concatenated with
 over space -> one logit (DF-GAN's one-way output), so D judges both realism and image-text match. D also projects
 its 4x4 features and the sentence into one space, for XMC-GAN's sentence contrastive loss (Zhang et al. 2021, "Cross-
 Modal Contrastive Learning for Text-to-Image Generation"): there D must tell which of the batch's captions an image
-shows, a denser signal than one real/fake logit.
+shows, a denser signal than one real/fake logit. With `pooled`, both the logit and that projection also read the max
+of the 4x4 map over space, as a projection discriminator's inner product with the text (Miyato & Koyama 2018): the
+flattened map has separate weights per cell, so an object's shape would have to be learned at every place anew.
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ class TextConditionedDiscriminator(nn.Module):
         text_dim: int,  # size of the sentence embedding
         width: int = 32,  # channels after the first conv; x2 per level up to 8 * width
         match_dim: int = 128,  # size of the space where image and sentence are compared (contrastive loss)
+        pooled: bool = False,  # also compare the max over the 4x4 map (what is there, wherever it is) with the text
     ) -> None:
         super().__init__()
         channels, resolution, _ = shape
@@ -152,6 +155,10 @@ class TextConditionedDiscriminator(nn.Module):
         self.image_match = nn.Linear(chs[-1] * base * base, match_dim)
         self.text_match = nn.Linear(text_dim, match_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))  # XMC-GAN's temperature 0.1
+        self.pooled = pooled
+        if pooled:
+            self.pooled_match = nn.Linear(chs[-1], match_dim)
+            self.project = nn.Linear(text_dim, chs[-1])  # projection discriminator (Miyato & Koyama 2018)
 
     def features(self, x: Tensor) -> Tensor:
         """images [B, C, H, W] -> D's features [B, C', base, base], which `judge` and `embed_image` read."""
@@ -160,10 +167,14 @@ class TextConditionedDiscriminator(nn.Module):
     def judge(self, h: Tensor, sentence: Tensor) -> Tensor:
         """Logits [B] of features [B, C', base, base] with a sentence embedding [B, text_dim] each."""
         e = sentence[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
-        return self.joint(torch.cat([h, e], dim=1)).flatten()
+        logits = self.joint(torch.cat([h, e], dim=1)).flatten()
+        if self.pooled:
+            logits = logits + (h.amax(dim=(2, 3)) * self.project(sentence)).sum(1)
+        return logits
 
     def embed_image(self, h: Tensor) -> Tensor:
-        return self.image_match(h.flatten(1))  # [B, match_dim]
+        embedded = self.image_match(h.flatten(1))  # [B, match_dim]
+        return embedded + self.pooled_match(h.amax(dim=(2, 3))) if self.pooled else embedded
 
     def embed_text(self, sentence: Tensor) -> Tensor:
         return self.text_match(sentence)  # [B, match_dim]

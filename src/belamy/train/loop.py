@@ -453,14 +453,14 @@ class _Trainer:
 
     def _batch(self) -> Batch:
         """This rank's rows of a global batch; every draw is made for the global batch (see train/distributed.py)."""
-        real, labels, inputs, text = self.stream.next(self.rng)
+        real, labels, inputs, text, index = self.stream.next(self.rng)
         n, rows, k = self.config.batch_size, self.rows, real.shape[0]  # k < B/N when unreadable files were skipped
         z = self._latents(n)[rows][:k]
         fake_labels = None
         if self.num_classes:
             fake_labels = torch.randint(self.num_classes, (n,), generator=self.rng)[rows][:k].to(self.device)
         return Batch(real, labels if self.num_classes else None, z, fake_labels, self.rng, global_size=n, rows=rows,
-                     inputs=inputs, text=text)
+                     inputs=inputs, text=text, index=index)
 
     def _phase(self, net: nn.Module, optimizer: torch.optim.Optimizer, step_fn, batch: Batch) -> dict:
         """One optimizer step of `net` on the loss the recipe's phase returns. Only `net` collects gradients."""

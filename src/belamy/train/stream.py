@@ -24,6 +24,7 @@ class RealBatch(NamedTuple):
     labels: torch.Tensor  # [B] int64, -1 where unlabeled
     inputs: torch.Tensor | None  # image-to-image sets: the inputs [B, Ci, H, W] float
     text: torch.Tensor | None  # captioned sets: one caption of each image, as token ids [B, L]
+    index: torch.Tensor | None = None  # in-memory sets: each image's row in the data set [B] (on the device)
 
 
 class RealStream:
@@ -94,7 +95,7 @@ class RealStream:
         if self.points:
             x, y = self.source.sample(self.batch_size, generator)
             return RealBatch(x[self.shard].to(self.device), y[self.shard].to(self.device), None, None)
-        inputs = text = None
+        inputs = text = index = None
         while True:
             if self.position >= self.batches_per_epoch:
                 self.epoch, self.position, self._iterator = self.epoch + 1, 0, None
@@ -107,6 +108,7 @@ class RealStream:
                     text = self._caption_of(index, generator)
                 self.position += 1
             else:
+                index = None
                 x, y, bad = self._next_from_files()
                 self.position += 1
                 self.bad_files.extend(bad)
@@ -115,7 +117,7 @@ class RealStream:
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device)
             flip = self._flips(generator, x.shape[0], x.device)
             return RealBatch(self._to_float(x, flip), y, None if inputs is None else self._to_float(inputs, flip),
-                             text)
+                             text, index)
 
     def _caption_of(self, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One caption of each image, picked uniformly (drawn for the global batch, then this rank's rows)."""
