@@ -1,6 +1,6 @@
 """Text-to-image on `shapes`: does a trained model draw what its captions say? The figures of issue #4's targets.
 
-    python benchmarks/text2img.py [--steps 6000] [--batch-size 32] [--resolution 32] [--threads 2] [--device cpu]
+    python benchmarks/text2img.py [--steps 10000] [--batch-size 32] [--resolution 32] [--threads 2] [--device cpu]
     python benchmarks/text2img.py --run runs/NAME          # measure a run made before, without training
 
 Trains `belamy.train(model="text2img", data="shapes", ...)` (or takes --run), then measures it with
@@ -25,7 +25,7 @@ from belamy.metrics.text_to_image import ATTRIBUTES, shapes_consistency
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", help="measure this run folder instead of training one")
-    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--steps", type=int, default=10000)  # ~29 CPU minutes: issue #4's budget
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--option", "-o", action="append", default=[], help="recipe option KEY=VALUE (JSON value)")
