@@ -172,7 +172,8 @@ class Text2Img(Recipe):
 
     def prepare(self, source: Any) -> None:
         """Load the pretrained text encoder into G (a given folder, or one pretrained on these captions, cached);
-        with hard_negatives, embed every training caption once."""
+        then embed every training caption once, to whiten the embeddings (whiten_text) and as the pool of hard
+        negatives (hard_negatives: held in memory, [captions, D] twice, and compared with each batch)."""
         o = self.options
         if o.text_encoder != "scratch" and not o.sentence_transformer:  # else untrained, or loaded with G
             self._load_text_encoder(Path(o.text_encoder) if o.text_encoder else self._pretrained_on(source))
