@@ -242,3 +242,21 @@ def test_more_ranks_than_gpus_is_a_clear_error(monkeypatch):
     with pytest.raises(ConfigError, match="local rank 1 but the machine has 1 GPU.*--nproc 1.*--device cpu"):
         select_device("auto", local_rank=1, distributed_run=True)
     assert select_device("cpu", local_rank=1, distributed_run=True) == torch.device("cpu")
+
+
+def test_resuming_with_networks_that_do_not_fit_is_a_clear_error(tmp_path):
+    """A run whose options now build other networks (as an older belamy's run may) stops with a message naming the
+    checkpoint and the mismatch, not PyTorch's bare state-dict error; the run folder is left as it was."""
+    import yaml
+
+    from belamy.train.checkpoint import CheckpointError
+
+    run = belamy.train(**TINY_DCGAN, steps=2, ckpt_every=2, out=str(tmp_path), name="old")
+    config_file = run.path / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["options"]["d_width"] = 2 * config["options"].get("d_width", 16)  # D's shapes no longer fit
+    config_file.write_text(yaml.safe_dump(config))
+    before = sorted(p.name for p in (run.path / "checkpoints").iterdir())
+    with pytest.raises(CheckpointError, match=r"step-0000002: its D does not fit .*options"):
+        belamy.train(resume=run.path, steps=4, progress=False)
+    assert sorted(p.name for p in (run.path / "checkpoints").iterdir()) == before

@@ -642,10 +642,15 @@ class _Trainer:
 
     def _restore(self, path: Path) -> None:
         nets, optim, state = ckpt.load_checkpoint(path)
-        for name, module in (("G", self.G), ("D", self.D)):
-            module.load_state_dict(ckpt.unflatten(nets, name))
-        if self.ema is not None:
-            self.ema.shadow.load_state_dict(ckpt.unflatten(nets, "G_ema"))
+        modules = [("G", self.G), ("D", self.D)] + ([("G_ema", self.ema.shadow)] if self.ema is not None else [])
+        for name, module in modules:
+            try:
+                module.load_state_dict(ckpt.unflatten(nets, name))
+            except RuntimeError as e:  # e.g. a run made by an older belamy, whose recipe options built other nets
+                raise ckpt.CheckpointError(
+                    f"{path}: its {name} does not fit the networks that this belamy builds from the run's options "
+                    f"({str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}): resume it with "
+                    f"the belamy version that made it (config.json names it), or start a new run") from None
         for name, opt in (("opt_G", self.opt_g), ("opt_D", self.opt_d)):
             ckpt.optimizer_from_safe(name, opt, optim, state["optimizers"][name])
         self.rng.set_state(optim["rng.train"])
