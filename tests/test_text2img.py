@@ -285,3 +285,40 @@ def test_whitened_sentence_embeddings():
     old = {k: v for k, v in state.items() if not k.startswith("text_")}  # a model saved before the map existed
     fresh.load_state_dict(old)
     assert torch.equal(fresh.text_whitening, torch.eye(fresh.encoder.dim)) and not fresh.text_mean.any()
+
+
+@pytest.mark.parametrize("pairs", [0, 64])
+def test_caption_words_term_is_the_cross_entropy_of_the_caption_words(pairs):
+    """word_weight: D's word head is scored against exactly the words of each caption (padding and unknown words
+    excluded), and with word_pairs its adjacent known word pairs (hashed), as a multi-label cross-entropy summed over
+    the classes."""
+    from belamy.losses import LOSSES
+    from belamy.recipes import RECIPES
+
+    data = open_data("shapes", 16)
+    cls = RECIPES.get("text2img")
+    recipe = cls(cls.Options(**TINY, text_encoder="scratch", word_weight=1.0, word_pairs=pairs), data.info,
+                 LOSSES.get("hinge"))
+    tokenizer = recipe.tokenizer(data.info)
+    captions = ["a red star on a blue background", "tiny green disk in the upper left, zzzunknown"]
+    tokens = torch.zeros(2, 12, dtype=torch.long)
+    for i, text in enumerate(captions):
+        ids = tokenizer.encode(text, 12)
+        tokens[i, :len(ids)] = torch.tensor(ids)
+    features = recipe.D.features(torch.rand(2, 3, 16, 16) * 2 - 1)
+    logits = recipe.D.predict_words(features)
+    vocabulary = len(tokenizer)
+    assert logits.shape == (2, vocabulary + pairs)
+    expected = 0.0
+    for i, text in enumerate(captions):
+        ids = [tokenizer.encode(w, 1)[0] for w in text.replace(",", "").split()]
+        present = set(ids) - {0, 1}
+        if pairs:
+            present |= {vocabulary + (a * vocabulary + b) % pairs for a, b in zip(ids, ids[1:]) if a > 1 and b > 1}
+        assert pairs == 0 or len(present) > len(set(ids) - {0, 1})
+        for v in range(vocabulary + pairs):
+            p = torch.sigmoid(logits[i, v])
+            expected -= torch.log(p) if v in present else torch.log(1 - p)
+    assert torch.allclose(recipe._words(features, tokens), expected / 2, rtol=1e-5)
+    off = cls(cls.Options(**TINY, text_encoder="scratch", word_weight=0.0), data.info, LOSSES.get("hinge"))
+    assert not hasattr(off.D, "word_logits")

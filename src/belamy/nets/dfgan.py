@@ -10,6 +10,7 @@ Modal Contrastive Learning for Text-to-Image Generation"): there D must tell whi
 shows, a denser signal than one real/fake logit. With `pooled`, both the logit and that projection also read the max
 of the 4x4 map over space, as a projection discriminator's inner product with the text (Miyato & Koyama 2018): the
 flattened map has separate weights per cell, so an object's shape would have to be learned at every place anew.
+With `words`, a linear head on the same features predicts which words (or hashed word pairs) the caption holds.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ class TextConditionedDiscriminator(nn.Module):
         width: int = 32,  # channels after the first conv; x2 per level up to 8 * width
         match_dim: int = 128,  # size of the space where image and sentence are compared (contrastive loss)
         pooled: bool = False,  # also compare the max over the 4x4 map (what is there, wherever it is) with the text
+        words: int = 0,  # vocabulary size: a head that tells which words an image's caption holds (0: none)
     ) -> None:
         super().__init__()
         channels, resolution, _ = shape
@@ -159,6 +161,8 @@ class TextConditionedDiscriminator(nn.Module):
         if pooled:
             self.pooled_match = nn.Linear(chs[-1], match_dim)
             self.project = nn.Linear(text_dim, chs[-1])  # projection discriminator (Miyato & Koyama 2018)
+        if words:  # reads where (the map) and what (its max over space)
+            self.word_logits = nn.Linear(chs[-1] * (base * base + 1), words)
 
     def features(self, x: Tensor) -> Tensor:
         """images [B, C, H, W] -> D's features [B, C', base, base], which `judge` and `embed_image` read."""
@@ -175,6 +179,10 @@ class TextConditionedDiscriminator(nn.Module):
     def embed_image(self, h: Tensor) -> Tensor:
         embedded = self.image_match(h.flatten(1))  # [B, match_dim]
         return embedded + self.pooled_match(h.amax(dim=(2, 3))) if self.pooled else embedded
+
+    def predict_words(self, h: Tensor) -> Tensor:
+        """Logits [B, vocabulary] that each word is in the caption of the image with features h."""
+        return self.word_logits(torch.cat([h.flatten(1), h.amax(dim=(2, 3))], dim=1))
 
     def embed_text(self, sentence: Tensor) -> Tensor:
         return self.text_match(sentence)  # [B, match_dim]

@@ -20,6 +20,9 @@ conditioning augmentation then drowns those directions in its noise (object posi
 own (it shares the background, and differs in shape, position or colour: a random one differs in the background
 and teaches D nothing finer); (3) D also matches the max of its features over space with the caption (a
 projection term, Miyato & Koyama 2018), so that what an object is counts wherever it is (colour 50% -> 71%).
+An option, off by default: D also learns which words of the vocabulary a real image's caption holds, an auxiliary
+classifier whose classes are the caption's words (AC-GAN, Odena et al. 2017, multi-label), and G to make its own
+caption's words readable; it makes G place objects better but draws shapes no better (README).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from belamy.losses import contrastive_loss
 from belamy.nets.dfgan import TextConditionedDiscriminator, TextConditionedGenerator
 from belamy.recipes.base import RECIPES, Batch, Recipe, RecipeDefaults
 from belamy.text import SentenceTransformerTokens, TextEncoder, Tokenizer, is_sentence_transformer
+from belamy.text.tokenizer import SPECIALS
 
 
 WHITENING_EPS = 0.1  # damping of text whitening, in units of the mean variance
@@ -73,6 +77,12 @@ class Text2ImgOptions:
     hard_contrastive: bool = True  # also add those captions as wrong answers to D's contrastive term
     pooled_match: bool = True  # D also matches the max of its 4x4 map over space (what is there, wherever it is)
     # with the caption, as a projection term (Miyato & Koyama 2018) and in the contrastive embedding
+    word_weight: float = 0.0  # of the caption-words terms: D learns which words the caption of a real image holds
+    # (multi-label, over the vocabulary), G to make those of its own caption readable from its fake. Off by default:
+    # on shapes (10,000 steps) 1.0 moved object position 77% -> 82% but shape 72% -> 69%, and costs 13% per step
+    word_pairs: int = 0  # also adjacent word pairs, hashed into this many classes: words alone cannot say which
+    # colour is the object's ("a red circle on blue" and "a blue circle on red" hold the same words), pairs can.
+    # 1024 (with word_weight 1 and lr decay): position 88%, but colour 76% and shape 55% after 10,000 steps
 
 
 class TextToImageGenerator(nn.Module):
@@ -152,7 +162,9 @@ class Text2Img(Recipe):
     @classmethod
     def build_discriminator(cls, options: Text2ImgOptions, data: DataInfo) -> nn.Module:
         text_dim = cls._text_encoder(options, data).dim if options.sentence_transformer else 2 * options.hidden_dim
-        return TextConditionedDiscriminator(data.shape, text_dim, options.d_width, pooled=options.pooled_match)
+        words = len(cls.tokenizer(data)) + options.word_pairs if options.word_weight > 0 else 0
+        return TextConditionedDiscriminator(data.shape, text_dim, options.d_width, pooled=options.pooled_match,
+                                            words=words)
 
     @classmethod
     def _text_encoder(cls, options: Text2ImgOptions, data: DataInfo) -> nn.Module:
@@ -274,6 +286,8 @@ class Text2Img(Recipe):
         if o.contrastive_weight > 0:  # XMC-GAN: which of the batch's captions does each real image show?
             extra = wrong if o.hard_contrastive and o.hard_negatives > 0 else None
             terms["contrastive"] = o.contrastive_weight * self._contrastive(real_features, sentence, extra)
+        if o.word_weight > 0:
+            terms["words"] = o.word_weight * self._words(real_features, batch.text)
         return {"loss": sum(terms.values()), **{k: v.detach() for k, v in terms.items()},
                 "d_real": self.loss.d_output(real_logits.detach()).mean(),
                 "d_fake": self.loss.d_output(fake_logits.detach()).mean(),
@@ -290,6 +304,8 @@ class Text2Img(Recipe):
         terms = {"g_adversarial": adversarial, "kl": kl_term}
         if self.options.contrastive_weight > 0:  # XMC-GAN: each fake must show its own caption to D's eyes
             terms["g_contrastive"] = self.options.contrastive_weight * self._contrastive(features, sentence)
+        if self.options.word_weight > 0:
+            terms["g_words"] = self.options.word_weight * self._words(features, batch.text)
         return {"loss": sum(terms.values()), **{k: v.detach() for k, v in terms.items()}}
 
     def _mismatched(self, sentence: Tensor, batch: Batch) -> Tensor:
@@ -313,6 +329,21 @@ class Text2Img(Recipe):
         extra = None if extra is None else self.D.embed_text(extra.detach())
         return contrastive_loss(self.D.embed_image(features), self.D.embed_text(sentence.detach()), self.D.logit_scale,
                                 extra)
+
+    def _words(self, features: Tensor, tokens: Tensor) -> Tensor:
+        """Multi-label cross-entropy of D's word head on images [B, ...] against the words of their captions
+        (token ids [B, L]), summed over the vocabulary: an auxiliary classifier (AC-GAN, Odena et al. 2017) whose
+        classes are the caption's words, so that a shape word counts as much as a background colour."""
+        logits = self.D.predict_words(features).float()
+        vocabulary = logits.shape[1] - self.options.word_pairs
+        present = torch.zeros_like(logits).scatter_(1, tokens, 1.0)
+        present[:, :len(SPECIALS)] = 0  # padding and unknown words say nothing about the image
+        if self.options.word_pairs:
+            first, second = tokens[:, :-1], tokens[:, 1:]
+            pair = vocabulary + (first * vocabulary + second) % self.options.word_pairs
+            known = ((first >= len(SPECIALS)) & (second >= len(SPECIALS))).float()
+            present.scatter_reduce_(1, pair, known, reduce="amax")
+        return F.binary_cross_entropy_with_logits(logits, present, reduction="none").sum(1).mean()
 
     @torch.no_grad()
     def preview(self, G: nn.Module, batch: Batch) -> tuple[Tensor, int | None]:
