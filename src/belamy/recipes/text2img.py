@@ -310,8 +310,9 @@ class Text2Img(Recipe):
 
     def _mismatched(self, sentence: Tensor, batch: Batch) -> Tensor:
         """A caption that the real image does not show, for each of the batch [B, D]. With hard_negatives = k (the
-        default): one of the k training captions of other images nearest to the image's own caption, so D must read what separates close captions (a shape, a position), not only the
-        background colour that tells most random pairs apart. Otherwise the next image's (GAN-INT-CLS)."""
+        default): one of the k training captions of other images nearest to the image's own caption, so D must
+        read what separates close captions (a shape, a position), not only the background colour that tells most
+        random pairs apart. Otherwise the next image's (GAN-INT-CLS)."""
         k = self.options.hard_negatives
         if k <= 0 or batch.index is None or not hasattr(self, "caption_bank"):
             return sentence.roll(1, dims=0)
