@@ -162,6 +162,9 @@ class Text2Img(Recipe):
     @classmethod
     def build_discriminator(cls, options: Text2ImgOptions, data: DataInfo) -> nn.Module:
         text_dim = cls._text_encoder(options, data).dim if options.sentence_transformer else 2 * options.hidden_dim
+        if options.word_weight < 0 or options.word_pairs < 0:
+            raise ValueError(f"options word_weight and word_pairs must be >= 0, got {options.word_weight} and "
+                             f"{options.word_pairs}")
         words = len(cls.tokenizer(data)) + options.word_pairs if options.word_weight > 0 else 0
         return TextConditionedDiscriminator(data.shape, text_dim, options.d_width, pooled=options.pooled_match,
                                             words=words)
