@@ -647,10 +647,11 @@ class _Trainer:
             try:
                 module.load_state_dict(ckpt.unflatten(nets, name))
             except RuntimeError as e:  # e.g. a run made by an older belamy, whose recipe options built other nets
+                lines = str(e).splitlines()  # PyTorch's first line names the class, the second the mismatch
                 raise ckpt.CheckpointError(
                     f"{path}: its {name} does not fit the networks that this belamy builds from the run's options "
-                    f"({str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}): resume it with "
-                    f"the belamy version that made it (config.json names it), or start a new run") from None
+                    f"({lines[1].strip() if len(lines) > 1 else lines[0]}): resume it with the belamy version "
+                    f"that made it (config.json names it), or start a new run") from None
         for name, opt in (("opt_G", self.opt_g), ("opt_D", self.opt_d)):
             ckpt.optimizer_from_safe(name, opt, optim, state["optimizers"][name])
         self.rng.set_state(optim["rng.train"])

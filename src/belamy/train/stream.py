@@ -108,7 +108,6 @@ class RealStream:
                     text = self._caption_of(index, generator)
                 self.position += 1
             else:
-                index = None
                 x, y, bad = self._next_from_files()
                 self.position += 1
                 self.bad_files.extend(bad)
