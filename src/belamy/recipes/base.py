@@ -50,6 +50,7 @@ class Batch:
     inputs: Tensor | None = None  # image-to-image data: the input image of each real one (or of domain A)
     text: Tensor | None = None  # captioned data: one caption of each real image, as token ids [B, L]
     index: Tensor | None = None  # in-memory data: the row of each real image in the data set [B]
+    progress: float = 0.0  # the fraction of the run done when the batch was drawn (step / steps), for schedules
     made: dict[str, Tensor] = dataclasses.field(default_factory=dict)  # what a D step derived from this batch
     # (a condition, a mask) that the G step must reuse: see ImageToImage.condition
 
@@ -148,8 +149,8 @@ class Recipe(nn.Module):
         if batch.keep_fake:  # the G step reuses this forward pass, as the pytorch/examples DCGAN loop does
             batch.fake = fake
         fake = fake.detach()  # this phase updates D only
-        real_logits = self.D(batch.real, batch.labels)
-        fake_logits = self.D(fake, batch.fake_labels)
+        real_logits = self.D(self.d_input(batch.real, batch), batch.labels)
+        fake_logits = self.D(self.d_input(fake, batch), batch.fake_labels)
         adversarial = self.loss.d(real_logits.float(), fake_logits.float())
         terms = self.d_regularizers(batch, fake)
         return {
@@ -159,6 +160,11 @@ class Recipe(nn.Module):
             **terms,
         }
 
+    def d_input(self, x: Tensor, batch: Batch) -> Tensor:
+        """What D sees of real or fake samples `x` in the standard D and G steps: `x` itself, unless a recipe
+        blurs it (instance noise, see the `gan` recipe)."""
+        return x
+
     def d_regularizers(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
         """Weighted extra terms of D's loss (a gradient penalty, say), each logged under its name."""
         return {}
@@ -166,7 +172,7 @@ class Recipe(nn.Module):
     def g_step(self, batch: Batch) -> dict[str, Tensor]:
         """G learns to fool D: loss["loss"] is minimized over G's parameters."""
         fake = batch.fake if batch.fake is not None else self.G(batch.z, batch.fake_labels)
-        adversarial = self.loss.g(self.D(fake, batch.fake_labels).float())
+        adversarial = self.loss.g(self.D(self.d_input(fake, batch), batch.fake_labels).float())
         return {"loss": adversarial}  # logged as loss_g
 
     # --- what a run shows --------------------------------------------------------------------------------------

@@ -460,7 +460,7 @@ class _Trainer:
         if self.num_classes:
             fake_labels = torch.randint(self.num_classes, (n,), generator=self.rng)[rows][:k].to(self.device)
         return Batch(real, labels if self.num_classes else None, z, fake_labels, self.rng, global_size=n, rows=rows,
-                     inputs=inputs, text=text, index=index)
+                     inputs=inputs, text=text, index=index, progress=self.step / self.config.steps)
 
     def _phase(self, net: nn.Module, optimizer: torch.optim.Optimizer, step_fn, batch: Batch) -> dict:
         """One optimizer step of `net` on the loss the recipe's phase returns. Only `net` collects gradients."""
