@@ -91,15 +91,13 @@ class GAN(Recipe):
         return MLPDiscriminator(data.shape, options.d_width, options.d_layers, pack=options.pack,
                                 maxout=options.maxout, mbstd=4 if options.mbstd else 0, sn=options.sn)
 
-    def noise_std(self, batch: Batch) -> float:
-        """The instance noise's std at this batch's point of the run, in units of the real data's std."""
-        return self.options.noise * max(0.0, 1.0 - batch.progress / self.options.noise_until)
-
     def d_input(self, x: Tensor, batch: Batch) -> Tensor:
-        std = self.noise_std(batch)
+        std = self.options.noise * max(0.0, 1.0 - batch.progress / self.options.noise_until)  # in data stds
         if std == 0:
             return x
-        spread = batch.real.detach().flatten(1).std(dim=0).mean()  # the data's scale: ring8 0.7, grid25 2.9
+        # The data's scale (ring8 0.7, grid25 2.9), from this process's rows: under DDP each rank's estimate
+        # differs by a few percent; the noise draws themselves are the global batch's, as everywhere.
+        spread = batch.real.detach().flatten(1).std(dim=0).mean()
         return x + std * spread * batch.randn(*x.shape[1:])
 
     def d_regularizers(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
