@@ -56,10 +56,12 @@ class FusionBlock(nn.Module):
         self.shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: Tensor, e: Tensor) -> Tensor:
+        # The 1x1 shortcut runs before the upsampling, where it is 4x cheaper: the two commute exactly
+        shortcut = F.interpolate(self.shortcut(x), scale_factor=2.0, mode="nearest")  # [B, out, 2h, 2w]
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")  # [B, in, 2h, 2w]
         h = F.leaky_relu(self.fuse1(self.norm1(self.conv1(x)), e), 0.2)
         h = F.leaky_relu(self.fuse2(self.norm2(self.conv2(h)), e), 0.2)
-        return self.shortcut(x) + h  # [B, out, 2h, 2w]
+        return shortcut + h
 
 
 class ConditioningAugmentation(nn.Module):
@@ -130,7 +132,9 @@ class DownBlock(nn.Module):
         self.gamma = nn.Parameter(torch.ones(1))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.avg_pool2d(self.shortcut(x), 2) + self.gamma * self.body(x)
+        # DF-GAN pools after the 1x1 shortcut; pooling first is the same map (both linear, the pool's weights sum
+        # to 1) at a quarter of the cost
+        return self.shortcut(F.avg_pool2d(x, 2)) + self.gamma * self.body(x)
 
 
 class TextConditionedDiscriminator(nn.Module):
@@ -170,11 +174,24 @@ class TextConditionedDiscriminator(nn.Module):
 
     def judge(self, h: Tensor, sentence: Tensor) -> Tensor:
         """Logits [B] of features [B, C', base, base] with a sentence embedding [B, text_dim] each."""
-        e = sentence[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
-        logits = self.joint(torch.cat([h, e], dim=1)).flatten()
+        # The first joint conv reads [h, the sentence replicated over space]. Its text part is computed without
+        # the replication: each output cell adds the taps of the kernel that fall inside the map, and which taps
+        # do depends on the row and the column apart, so it is rows @ (taps' text response) @ columns^T.
+        conv, c = self.joint[0], h.shape[1]
+        taps = torch.einsum("bt,otkl->bokl", sentence, conv.weight[:, c:])  # [B, out, 3, 3]
+        rows = self._inside(h.shape[2], h.device, taps.dtype)  # [H, 3]
+        cols = self._inside(h.shape[3], h.device, taps.dtype)  # [W, 3]
+        x = F.conv2d(h, conv.weight[:, :c], padding=1) + rows @ taps @ cols.T
+        logits = self.joint[2](self.joint[1](x)).flatten()
         if self.pooled:
             logits = logits + (h.amax(dim=(2, 3)) * self.project(sentence)).sum(1)
         return logits
+
+    @staticmethod
+    def _inside(size: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """[size, 3]: whether tap k of a 3x3 kernel with padding 1 reads inside the map at position i."""
+        position = torch.arange(size, device=device)[:, None] + torch.arange(3, device=device)[None] - 1
+        return ((position >= 0) & (position < size)).to(dtype)
 
     def embed_image(self, h: Tensor) -> Tensor:
         embedded = self.image_match(h.flatten(1))  # [B, match_dim]
