@@ -324,3 +324,31 @@ def test_caption_words_term_is_the_cross_entropy_of_the_caption_words(pairs):
     assert not hasattr(off.D, "word_logits")
     with pytest.raises(ValueError, match="word_pairs must be >= 0, got 1.0 and -3"):
         cls.build_discriminator(cls.Options(**TINY, word_weight=1.0, word_pairs=-3), data.info)
+
+
+@pytest.mark.parametrize("resolution", [32, 28])
+def test_dfgan_blocks_compute_the_papers_maps(resolution):
+    """The nets take cheaper routes to DF-GAN's maps: D's 1x1 shortcut pools first, G's upsamples after, and D's
+    joint conv reads the sentence without replicating it; each equals the paper's order of operations."""
+    import torch.nn.functional as F
+
+    from belamy.nets.dfgan import DownBlock, FusionBlock, TextConditionedDiscriminator
+
+    torch.manual_seed(0)
+    down, x = DownBlock(8, 16), torch.randn(4, 8, 16, 16)
+    expected = F.avg_pool2d(down.shortcut(x), 2) + down.gamma * down.body(x)
+    assert torch.allclose(down(x), expected, atol=1e-5)
+    up, x, e = FusionBlock(16, 8, 12), torch.randn(4, 16, 7, 7), torch.randn(4, 12)
+    for affine in (up.fuse1, up.fuse2):  # away from the identity they start as
+        for mlp in (affine.gamma, affine.beta):
+            torch.nn.init.normal_(mlp[-1].weight)
+    wide = F.interpolate(x, scale_factor=2.0, mode="nearest")
+    h = F.leaky_relu(up.fuse1(up.norm1(up.conv1(wide)), e), 0.2)
+    h = F.leaky_relu(up.fuse2(up.norm2(up.conv2(h)), e), 0.2)
+    assert torch.allclose(up(x, e), up.shortcut(wide) + h, atol=1e-5)
+    d = TextConditionedDiscriminator((3, resolution, resolution), 20, 8, pooled=True)
+    features, sentence = d.features(torch.randn(4, 3, resolution, resolution)), torch.randn(4, 20)
+    replicated = sentence[:, :, None, None].expand(-1, -1, *features.shape[2:])
+    expected = d.joint(torch.cat([features, replicated], dim=1)).flatten() + \
+        (features.amax(dim=(2, 3)) * d.project(sentence)).sum(1)
+    assert torch.allclose(d.judge(features, sentence), expected, atol=1e-5)
