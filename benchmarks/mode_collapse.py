@@ -24,6 +24,9 @@ Variants (the 2-D sets train the `gan` recipe's MLPs; stacked MNIST trains a DCG
   pack2-mbstd     both
   mbstd-noise     mbstd + instance noise of 0.3 data stds over the first half of the run (Sonderby et al. 2017);
                   2-D only (the `gan` recipe's option)
+  mbstd-r1        mbstd + R1 penalty on D's slope at real samples (Mescheder et al. 2018), gamma 0.1 on grid25 and
+                  0.1 / 16 on ring8 (gamma has units of squared distance, and ring8's spread is a quarter of
+                  grid25's); 2-D only
 """
 
 from __future__ import annotations
@@ -55,6 +58,13 @@ class Variant:
 
     points: dict[str, Any]  # ring8, grid25: the `gan` recipe
     images: dict[str, Any] | None  # stacked MNIST: a DCGAN (None: a 2-D variant only)
+    scaled: dict[str, dict[str, Any]] | None = None  # per data set: recipe options that depend on the data's scale
+
+    def kwargs(self, data: str) -> dict[str, Any] | None:
+        kwargs = self.points if data in POINT_SETS else self.images
+        if kwargs is None or not self.scaled or data not in self.scaled:
+            return kwargs
+        return {**kwargs, "options": {**kwargs["options"], **self.scaled[data]}}
 
 
 def _gan(**options: Any) -> dict[str, Any]:
@@ -76,6 +86,7 @@ VARIANTS: dict[str, Variant] = {
     "pack2": Variant(_gan(pack=2), _dcgan(pack=2)),
     "pack2-mbstd": Variant(_gan(pack=2, mbstd=True), _dcgan(pack=2, mbstd=True)),
     "mbstd-noise": Variant(_gan(mbstd=True, noise=0.3), None),
+    "mbstd-r1": Variant(_gan(mbstd=True), None, scaled={"grid25": {"r1": 0.1}, "ring8": {"r1": 0.1 / 16}}),
 }
 
 
@@ -142,7 +153,7 @@ def main() -> None:
         rows.append((data, "real data", "-", f"{real['modes_covered']}/{real['modes']}",
                      f"{real['high_quality']:.1%}" if points else f"{real['kl_uniform']:.3f}", "-"))
         for name in variants:
-            kwargs = VARIANTS[name].points if points else VARIANTS[name].images
+            kwargs = VARIANTS[name].kwargs(data)
             if kwargs is None:
                 print(f"{data} {name}: skipped (a variant for 2-D data only)", flush=True)
                 continue
