@@ -254,6 +254,50 @@ def test_hard_negatives_are_near_captions_of_other_images():
     assert not torch.equal(wrong, sentence.roll(1, dims=0))
 
 
+def test_a_frozen_encoders_captions_are_looked_up_and_searched_once():
+    """With the encoder frozen, a batch's sentence embeddings come from the bank that `prepare` built (the same as
+    running the encoder, and G draws the same from them), the stream says which caption of each image it drew,
+    each caption's hard negatives are searched the first time a batch holds it and remembered (the k nearest, as
+    a fresh search finds them), and a fine-tuned encoder has no bank: it runs."""
+    from belamy.losses import LOSSES
+    from belamy.recipes import RECIPES
+    from belamy.recipes.base import Batch
+    from belamy.train.stream import RealStream
+
+    data = open_data("shapes", 16)
+    k, cls = 3, RECIPES.get("text2img")
+    recipe = cls(cls.Options(**TINY, text_encoder="scratch", hard_negatives=k), data.info, LOSSES.get("hinge"))
+    recipe.prepare(data)
+    tokens, counts = recipe.caption_tokens(data.captions)
+    stream = RealStream(data, 6, seed=0, device=torch.device("cpu"), captions=(tokens, counts))
+    real = stream.next(torch.Generator().manual_seed(3))
+    assert torch.equal(real.text, tokens[real.index, real.caption])
+    index, slot = torch.cat([real.index, real.index[:1]]), torch.cat([real.caption, real.caption[:1]])  # a repeat
+    batch = Batch(torch.zeros(7, 3, 16, 16), None, torch.randn(7, 16), None, torch.Generator().manual_seed(1),
+                  text=tokens[index, slot], index=index, caption=slot)
+    with torch.no_grad():
+        encoded = recipe.G.encode(batch.text)
+        looked_up = recipe._looked_up(batch)
+        assert torch.allclose(looked_up, encoded, atol=1e-5)
+        noise = torch.randn(7, TINY["cond_dim"])
+        assert torch.allclose(recipe.G(batch.z, batch.text, noise), recipe.G(batch.z, batch.text, noise,
+                                                                             sentence=looked_up), atol=1e-5)
+    rows = recipe.caption_first[index] + slot
+    assert (recipe.caption_nearest < 0).all()
+    recipe._mismatched(encoded, batch)
+    searched = (recipe.caption_nearest[:, 0] >= 0).nonzero()[:, 0]
+    assert torch.equal(searched, rows.unique())  # only the batch's captions, each once
+    similarity = torch.nn.functional.normalize(encoded, dim=1) @ recipe.caption_unit.T
+    similarity = similarity.masked_fill(recipe.caption_image[None] == index[:, None], -2)
+    assert torch.allclose(similarity.gather(1, recipe.caption_nearest[rows]).sort(1).values,
+                          similarity.topk(k, dim=1).values.sort(1).values, atol=1e-5)
+    recipe.caption_nearest[rows] = torch.arange(k)  # remembered, not searched again: the answers come from here
+    assert all((recipe.caption_bank[:k] == w).all(1).any() for w in recipe._mismatched(encoded, batch))
+    tuned = cls(cls.Options(**TINY, text_encoder="scratch", finetune_text=True), data.info, LOSSES.get("hinge"))
+    tuned.prepare(data)
+    assert not hasattr(tuned, "caption_bank") and tuned._looked_up(batch) is None
+
+
 def test_whitened_sentence_embeddings():
     """whiten_text: G's fixed map makes the training captions' embeddings zero-mean with covariance at most the
     identity (damped ZCA), is saved with the model, and a model saved without the map loads with the identity."""

@@ -50,6 +50,7 @@ class Batch:
     inputs: Tensor | None = None  # image-to-image data: the input image of each real one (or of domain A)
     text: Tensor | None = None  # captioned data: one caption of each real image, as token ids [B, L]
     index: Tensor | None = None  # in-memory data: the row of each real image in the data set [B]
+    caption: Tensor | None = None  # in-memory captioned data: which of its image's captions `text` is [B]
     progress: float = 0.0  # the fraction of the run done when the batch was drawn (step / steps), for schedules
     made: dict[str, Tensor] = dataclasses.field(default_factory=dict)  # what a D step derived from this batch
     # (a condition, a mask) that the G step must reuse: see ImageToImage.condition

@@ -51,7 +51,8 @@ WHITENING_EPS = 0.1  # damping of text whitening, in units of the mean variance
 @dataclass
 class Text2ImgOptions:
     text_encoder: str = ""  # "": pretrain one on the training captions (cached in BELAMY_HOME); a folder written by
-    # `belamy text-encoder` (its vocabulary must be the data's); "scratch": an untrained encoder, trained with G
+    # `belamy text-encoder` (its vocabulary must be the data's); "scratch": an untrained encoder (trained with G
+    # under finetune_text, else frozen at random: for tests)
     sentence_transformer: str = ""  # instead of the GRU: a folder written by SentenceTransformer.save, a frozen
     # pretrained encoder read from there whenever the model is loaded (pip install belamy[text]; never downloaded)
     finetune_text: bool = False  # train the encoder further with G (it is frozen otherwise)
@@ -119,10 +120,12 @@ class TextToImageGenerator(nn.Module):
         self.text_mean.copy_(x.mean(0))
         self.text_whitening.copy_(axes @ torch.diag(scale) @ axes.T)
 
-    def forward(self, z: Tensor, tokens: Tensor, noise: Tensor | None = None,
-                return_all: bool = False) -> Tensor | tuple[Tensor, Tensor, Tensor]:
-        """Images [B, C, H, W]; with return_all, (images, KL of the augmentation [B], sentence embeddings)."""
-        sentence = self.encode(tokens)
+    def forward(self, z: Tensor, tokens: Tensor, noise: Tensor | None = None, return_all: bool = False,
+                sentence: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+        """Images [B, C, H, W]; with return_all, (images, KL of the augmentation [B], sentence embeddings).
+        `sentence`: encode(tokens) when the caller has it already (a frozen encoder's, looked up), else None."""
+        if sentence is None:
+            sentence = self.encode(tokens)
         images, kl = self.synthesis(z, sentence, noise)
         return (images, kl, sentence) if return_all else images
 
@@ -187,22 +190,27 @@ class Text2Img(Recipe):
 
     def prepare(self, source: Any) -> None:
         """Load the pretrained text encoder into G (a given folder, or one pretrained on these captions, cached);
-        then embed every training caption once, to whiten the embeddings (whiten_text) and as the pool of hard
-        negatives (hard_negatives: held in memory, [captions, D] twice, and compared with each batch)."""
+        then embed every training caption once, to whiten the embeddings (whiten_text) and, while the encoder stays
+        frozen, as a bank held in memory ([captions, D] twice): a batch looks its captions' embeddings up instead of
+        running the encoder (6% of a step on a CPU), and the bank is the pool of hard negatives."""
         o = self.options
         if o.text_encoder != "scratch" and not o.sentence_transformer:  # else untrained, or loaded with G
             self._load_text_encoder(Path(o.text_encoder) if o.text_encoder else self._pretrained_on(source))
-        hard = o.hard_negatives > 0 and not o.finetune_text
-        if not (o.whiten_text or hard):
+        frozen = not o.finetune_text
+        if not (o.whiten_text or frozen):
             return
-        sentences, image = self._embed_captions(source)  # with the identity map: G is new
+        sentences, image, first = self._embed_captions(source)  # with the identity map: G is new
         if o.whiten_text:
             self.G.whiten(sentences, WHITENING_EPS)
             sentences = (sentences - self.G.text_mean) @ self.G.text_whitening
-        if hard:  # buffers follow the recipe to its device; not persistent: a checkpoint does not carry them
+        if frozen:  # buffers follow the recipe to its device; not persistent: a checkpoint does not carry them
             self.register_buffer("caption_bank", sentences.float(), persistent=False)
             self.register_buffer("caption_unit", F.normalize(sentences.float(), dim=1), persistent=False)
             self.register_buffer("caption_image", image, persistent=False)
+            self.register_buffer("caption_first", first, persistent=False)
+            # each caption's hard negatives, found the first time a batch holds it (-1: not yet)
+            nearest = torch.full((len(image), max(o.hard_negatives, 0)), -1, dtype=torch.long, device=image.device)
+            self.register_buffer("caption_nearest", nearest, persistent=False)
 
     def _load_text_encoder(self, folder: Path) -> None:
         from belamy.text import load_text_encoder
@@ -220,8 +228,9 @@ class Text2Img(Recipe):
                             f"hidden_dim={o.hidden_dim}: {str(e).splitlines()[0]}") from None
 
     @torch.no_grad()
-    def _embed_captions(self, data: ImageSet) -> tuple[Tensor, Tensor]:
-        """(sentence embeddings of every training caption [M, D], the row of its image [M])."""
+    def _embed_captions(self, data: ImageSet) -> tuple[Tensor, Tensor, Tensor]:
+        """(sentence embeddings of every training caption [M, D], the row of its image [M], the row of each image's
+        first caption [N]): image n's caption k is row first[n] + k."""
         tokens, counts = self.caption_tokens(data.captions)
         has = torch.arange(tokens.shape[1])[None] < counts[:, None]  # [N, K]: which slots hold a caption
         flat = tokens[has]
@@ -229,7 +238,8 @@ class Text2Img(Recipe):
         self.G.encoder.eval()
         bank = torch.cat([self.G.encode(flat[i:i + 1024].to(device)) for i in range(0, len(flat), 1024)])
         self.G.encoder.train(training)
-        return bank, has.nonzero()[:, 0].to(device)
+        first = counts.cumsum(0) - counts
+        return bank, has.nonzero()[:, 0].to(device), first.to(device)
 
     def _pretrained_on(self, data: ImageSet) -> Path:
         """A text encoder pretrained on `data` with these options, from BELAMY_HOME/text_encoders (trained once)."""
@@ -266,7 +276,7 @@ class Text2Img(Recipe):
         assert batch.text is not None, "text2img needs captioned data"
         noise = batch.randn(self.options.cond_dim)
         with torch.set_grad_enabled(batch.keep_fake):
-            fake, kl, sentence = self.G(batch.z, batch.text, noise, return_all=True)
+            fake, kl, sentence = self.G(batch.z, batch.text, noise, return_all=True, sentence=self._looked_up(batch))
         if batch.keep_fake:  # the G step reuses this forward
             batch.fake, batch.made["kl"], batch.made["sentence"] = fake, kl, sentence
         sentence = sentence.detach()
@@ -300,7 +310,8 @@ class Text2Img(Recipe):
         if batch.fake is not None:
             fake, kl, sentence = batch.fake, batch.made["kl"], batch.made["sentence"]
         else:
-            fake, kl, sentence = self.G(batch.z, batch.text, batch.randn(self.options.cond_dim), return_all=True)
+            fake, kl, sentence = self.G(batch.z, batch.text, batch.randn(self.options.cond_dim), return_all=True,
+                                        sentence=self._looked_up(batch))
         features = self.D.features(fake)
         adversarial = self.loss.g(self.D.judge(features, sentence).float())
         kl_term = self.options.kl_weight * kl.float().mean()
@@ -319,11 +330,34 @@ class Text2Img(Recipe):
         k = self.options.hard_negatives
         if k <= 0 or batch.index is None or not hasattr(self, "caption_bank"):
             return sentence.roll(1, dims=0)
-        similarity = F.normalize(sentence.float(), dim=1) @ self.caption_unit.T  # [B, M]
-        similarity.masked_fill_(self.caption_image[None] == batch.index[:, None], -2.0)  # never its own image's
-        nearest = similarity.topk(k, dim=1).indices  # [B, k]
+        if batch.caption is not None and sentence.device.type == "cpu":  # each bank caption searched once per run
+            rows = self._caption_rows(batch)  # (on a GPU the search is cheap, and this would make the host wait)
+            todo = rows[self.caption_nearest[rows, 0] < 0].unique()
+            if len(todo):
+                self.caption_nearest[todo] = self._nearest(self.caption_unit[todo], self.caption_image[todo])
+            nearest = self.caption_nearest[rows]
+        else:
+            nearest = self._nearest(F.normalize(sentence.float(), dim=1), batch.index)
         pick = (batch.rand(1) * k).long().clamp_max(k - 1)  # [B, 1]
         return self.caption_bank[nearest.gather(1, pick)[:, 0]].to(sentence.dtype)
+
+    def _nearest(self, unit: Tensor, image: Tensor) -> Tensor:
+        """The hard_negatives bank captions [B, k] nearest to unit sentence embeddings [B, D], other than those of
+        their own images [B]."""
+        similarity = unit @ self.caption_unit.T  # [B, M]
+        similarity.masked_fill_(self.caption_image[None] == image[:, None], -2.0)  # never its own image's
+        return similarity.topk(self.options.hard_negatives, dim=1).indices
+
+    def _caption_rows(self, batch: Batch) -> Tensor:
+        return self.caption_first[batch.index] + batch.caption
+
+    def _looked_up(self, batch: Batch) -> Tensor | None:
+        """The (whitened) sentence embeddings of the batch's captions from the bank of a frozen encoder, the same
+        as G.encode(batch.text); None where there is no bank (a fine-tuned encoder) or the batch's captions are not
+        the bank's."""
+        if batch.caption is None or batch.index is None or not hasattr(self, "caption_bank"):
+            return None
+        return self.caption_bank[self._caption_rows(batch)]
 
     def _contrastive(self, features: Tensor, sentence: Tensor, extra: Tensor | None = None) -> Tensor:
         """XMC-GAN's sentence contrastive loss (Zhang et al. 2021, eq. 4) between D's image features and the

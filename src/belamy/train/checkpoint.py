@@ -66,6 +66,14 @@ def optimizer_from_safe(name: str, optimizer: torch.optim.Optimizer, tensors: di
     for index, entry in meta["scalars"].items():
         state.setdefault(int(index), {}).update(entry)
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    # Fused Adam pairs a weight's elements with those of its moments in memory order, so the moments must have the
+    # weight's layout (channels_last), which safetensors does not keep: otherwise a resumed run updates wrongly.
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            entry = optimizer.state.get(param, {})
+            for key, value in entry.items():
+                if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                    entry[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _fsync_file(path: Path) -> None:

@@ -25,6 +25,7 @@ class RealBatch(NamedTuple):
     inputs: torch.Tensor | None  # image-to-image sets: the inputs [B, Ci, H, W] float
     text: torch.Tensor | None  # captioned sets: one caption of each image, as token ids [B, L]
     index: torch.Tensor | None = None  # in-memory sets: each image's row in the data set [B] (on the device)
+    caption: torch.Tensor | None = None  # in-memory captioned sets: which of its image's captions `text` is [B]
 
 
 class RealStream:
@@ -95,7 +96,7 @@ class RealStream:
         if self.points:
             x, y = self.source.sample(self.batch_size, generator)
             return RealBatch(x[self.shard].to(self.device), y[self.shard].to(self.device), None, None)
-        inputs = text = index = None
+        inputs = text = index = caption = None
         while True:
             if self.position >= self.batches_per_epoch:
                 self.epoch, self.position, self._iterator = self.epoch + 1, 0, None
@@ -105,7 +106,7 @@ class RealStream:
                 if self.inputs is not None:
                     inputs = self.inputs[self._input_rows(index)]
                 if self.captions is not None:
-                    text = self._caption_of(index, generator)
+                    text, caption = self._caption_of(index, generator)
                 self.position += 1
             else:
                 x, y, bad = self._next_from_files()
@@ -116,14 +117,15 @@ class RealStream:
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device)
             flip = self._flips(generator, x.shape[0], x.device)
             return RealBatch(self._to_float(x, flip), y, None if inputs is None else self._to_float(inputs, flip),
-                             text, index)
+                             text, index, caption)
 
-    def _caption_of(self, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One caption of each image, picked uniformly (drawn for the global batch, then this rank's rows)."""
+    def _caption_of(self, index: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One caption of each image, picked uniformly (drawn for the global batch, then this rank's rows): its
+        token ids [B, L] and which of the image's captions it is [B]."""
         tokens, counts = self.captions
         u = torch.rand(self.batch_size, generator=generator)[self.shard].to(index.device)
         slot = (u * counts[index]).long().clamp_max(counts[index] - 1)
-        return tokens[index, slot]
+        return tokens[index, slot], slot
 
     def _next_from_files(self):
         if self._iterator is None:
