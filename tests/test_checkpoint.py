@@ -38,6 +38,33 @@ def test_optimizer_round_trip_continues_identically():
     assert all(torch.equal(a, b) for a, b in zip(net.parameters(), net2.parameters()))
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_channels_last_moments_come_back_in_the_weights_layout(fused):
+    """Adam's moments of a channels_last conv come back in that layout (safetensors stores them contiguous): fused
+    Adam pairs elements in memory order, and a resumed run would otherwise update the wrong elements."""
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        conv = torch.nn.Conv2d(4, 8, 3).to(memory_format=torch.channels_last)
+        runs.append((conv, torch.optim.Adam(conv.parameters(), lr=1e-2, fused=fused)))
+    x = torch.randn(2, 4, 6, 6).to(memory_format=torch.channels_last)
+    for conv, opt in runs:
+        conv(x).square().sum().backward()
+        opt.step()
+    tensors, meta = ckpt.optimizer_to_safe("opt", runs[1][1])
+    fresh = torch.optim.Adam(runs[1][0].parameters(), lr=0.5, fused=fused)
+    ckpt.optimizer_from_safe("opt", fresh, {k: v.contiguous().clone() for k, v in tensors.items()},
+                             json.loads(json.dumps(meta)))
+    runs[1] = (runs[1][0], fresh)
+    weight = runs[1][0].weight
+    assert fresh.state[weight]["exp_avg"].stride() == weight.stride()
+    for conv, opt in runs:
+        opt.zero_grad()
+        conv(x).pow(3).sum().backward()
+        opt.step()
+    assert torch.equal(runs[0][0].weight, runs[1][0].weight)
+
+
 def test_save_load_prune_and_verify(tmp_path):
     net, opt = _adam_after_steps()
     nets = ckpt.flatten_state_dicts({"G": net})
