@@ -28,13 +28,14 @@ def test_train_sample_interpolate(tmp_path):
     r = belamy("sample", str(run), "--n", "12", "--seed", "1", "--out", str(tmp_path / "grid.png"))
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "grid.png").info["seed"] == "1"  # provenance in PNG text
-    r = belamy("sample", str(run), "--n", "3", "--out-dir", str(tmp_path / "many"))
+    # The rest in-process (the same main() without a second torch import each): the processes above are the user's.
+    r = cli("sample", str(run), "--n", "3", "--out-dir", str(tmp_path / "many"))
     assert r.returncode == 0 and len(list((tmp_path / "many").glob("*.png"))) == 3
-    r = belamy("interpolate", str(run), "--steps", "6", "--rows", "2", "--out", str(tmp_path / "walk.png"))
+    r = cli("interpolate", str(run), "--steps", "6", "--rows", "2", "--out", str(tmp_path / "walk.png"))
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "walk.png").size == (6 * 10 + 2, 2 * 10 + 2)
 
-    r = belamy("train", "--resume", str(run), "--steps", "10", "--no-progress")
+    r = cli("train", "--resume", str(run), "--steps", "10", "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "step-0000010" in {p.name for p in (run / "checkpoints").iterdir()}
 
@@ -44,8 +45,8 @@ def test_listing_commands():
     assert r.returncode == 0
     assert [line.split()[0] for line in r.stdout.splitlines()] == [
         "cgan", "cyclegan", "dcgan", "gan", "inpaint", "pix2pix", "sngan", "srgan", "text2img", "wgan-gp"]
-    assert "gp_weight=10.0" in belamy("models", "--verbose").stdout
-    r = belamy("datasets")
+    assert "gp_weight=10.0" in cli("models", "--verbose").stdout
+    r = cli("datasets")
     assert {"mnist", "digits", "ring8", "grid25", "shapes", "edges2mnist", "mnist-strokes"} <= \
         {line.split()[0] for line in r.stdout.splitlines()}
 

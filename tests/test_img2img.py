@@ -33,14 +33,14 @@ def pix2pix_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def srgan_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    return belamy.train(model="srgan", data="mnist:train", resolution=32, steps=200, batch_size=16, out=str(out),
+    return belamy.train(model="srgan", data="mnist:train", resolution=32, steps=120, batch_size=16, out=str(out),
                         name="sr", options={"scale": 2, "width": 32, "blocks": 4, "d_width": 16}, **QUIET)
 
 
 @pytest.fixture(scope="module")
 def inpaint_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    return belamy.train(model="inpaint", data="mnist:train", resolution=32, steps=150, batch_size=32,
+    return belamy.train(model="inpaint", data="mnist:train", resolution=32, steps=100, batch_size=32,
                         options=TINY_UNET, out=str(out), name="inp", **QUIET)
 
 
@@ -60,21 +60,21 @@ def test_pix2pix_edges2mnist_preserves_the_digit(pix2pix_run):
 def test_srgan_beats_bicubic_on_held_out_digits(srgan_run):
     result = evaluate_image_to_image(belamy.load(srgan_run.path), "mnist:test", n=300)
     assert result["scale"] == 2
-    # G starts as bicubic upsampling: beating it by 2 dB means it learned to sharpen.
+    # G starts as bicubic upsampling: beating it by 2 dB means it learned to sharpen (measured: 29.3 dB, bicubic 25.5).
     assert result["psnr"] > result["psnr_bicubic"] + 2.0, result
     assert result["ssim"] > result["ssim_bicubic"], result
 
 
 def test_inpainting_beats_mean_fill_inside_the_hole(inpaint_run):
     result = evaluate_image_to_image(belamy.load(inpaint_run.path), "mnist:test", n=300, seed=1)
-    assert result["psnr_hole"] > result["psnr_hole_mean_fill"] + 1.0, result
+    assert result["psnr_hole"] > result["psnr_hole_mean_fill"] + 1.0, result  # measured 12.5 dB, mean fill 10.7
 
 
 def test_cyclegan_translates_both_ways(tmp_path):
     """mnist-strokes (thin <-> thick digits, unpaired): after a short run the translations keep their digit both
     ways (an untrained model: 16-18%), change the stroke width towards the other domain, and cycles reconstruct
     (untrained: L1 0.86)."""
-    run = belamy.train(model="cyclegan", data="mnist-strokes", batch_size=8, steps=150, out=str(tmp_path),
+    run = belamy.train(model="cyclegan", data="mnist-strokes", batch_size=8, steps=120, out=str(tmp_path),
                        options={"width": 8, "d_width": 8, "blocks": 2}, **QUIET)
     model = belamy.load(run.path)
     result = evaluate_image_to_image(model, "mnist-strokes:test", n=300)

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_DCGAN
+from helpers import TINY_DCGAN, cli
 
 import belamy
 from belamy import metrics
@@ -182,15 +182,15 @@ def test_eval_command_on_a_run(tiny_run, belamy_home):
     assert "metrics.json" in r.stdout
 
 
-def test_eval_command_compares_any_two_sets(digits, tmp_path, belamy_home):
+def test_eval_command_compares_any_two_sets(digits, tmp_path, belamy_home, monkeypatch):
     write_pngs(digits.images[:120], tmp_path / "fake")
     r = belamy_cli("eval", "--real", "digits", "--fake", str(tmp_path / "fake"), "--metrics", "fid,pr",
                    "--no-progress", "--out", str(tmp_path / "m.json"), home=belamy_home)
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "m.json").read_text())["fingerprint"]["fake"]["n"] == 120
     assert "FID" in r.stdout and "precision" in r.stdout
-    r = belamy_cli("eval", "--real", "digits", "--fake", str(tmp_path / "fake"), "--extractor", "inception",
-                   home=tmp_path / "empty-home")
+    monkeypatch.setenv("BELAMY_HOME", str(tmp_path / "empty-home"))  # in-process: the same main(), no torch import
+    r = cli("eval", "--real", "digits", "--fake", str(tmp_path / "fake"), "--extractor", "inception")
     assert r.returncode == 1 and "never downloads" in r.stderr and "Traceback" not in r.stderr
 
 

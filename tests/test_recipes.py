@@ -48,7 +48,8 @@ def test_unconditional_recipes_learn_digits(tmp_path, digits_classifier, model, 
 
 @pytest.mark.parametrize("condition", ["projection", "concat"])
 def test_cgan_generates_the_class_asked_for(tmp_path, digits_classifier, condition):
-    run = _train(tmp_path, model="cgan", data="digits", steps=1500, name=condition,
+    # measured after 800 steps: 97% of samples of the class asked for (projection), 86% (concat)
+    run = _train(tmp_path, model="cgan", data="digits", steps=800, name=condition,
                  options={**WIDTHS, "condition": condition})
     g = belamy.load(run.path)
     assert g.num_classes == 10
@@ -61,9 +62,9 @@ def test_dcgan_learns_mnist(tmp_path, mnist_classifier):
     options = {"latent_dim": 64, "g_width": 32, "d_width": 32}
     real = _real("mnist")
     untrained = _untrained(tmp_path, "dcgan", "mnist", options=options).sample(1000)
-    # 200 steps at twice the default rates, measured: FD 893 -> 173, 10 classes (at the default rates, 150 steps
-    # only halve the FD)
-    run = _train(tmp_path, model="dcgan", data="mnist", steps=200, lr_g=4e-4, lr_d=4e-4, options=options,
+    # 150 steps at twice the default rates, measured: FD 893 -> 306, 10 classes, KL 0.19 (200 steps: FD 173; at
+    # the default rates, 150 steps only halve the FD)
+    run = _train(tmp_path, model="dcgan", data="mnist", steps=150, lr_g=4e-4, lr_d=4e-4, options=options,
                  name="mnist")
     samples = belamy.load(run.path).sample(1000)
     before = classifier_frechet_distance(mnist_classifier, real, untrained)
