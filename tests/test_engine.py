@@ -102,7 +102,8 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
 
     resume = [sys.executable, "-m", "belamy", "train", "--resume", str(tmp_path / "killed"), "--no-progress"]
     subprocess.run(resume, env=env, check=True, capture_output=True)
-    subprocess.run(_train_cmd(tmp_path, "straight", steps), env=env, check=True, capture_output=True)
+    # The uninterrupted run in-process (the same flags as keyword arguments, one thread as in the subprocesses)
+    belamy.train(**TINY_DCGAN, steps=steps, ckpt_every=10, out=str(tmp_path), name="straight")
 
     final_killed = load_checkpoint(list_checkpoints(ckpts)[-1])[0]
     final_straight = load_checkpoint(list_checkpoints(tmp_path / "straight" / "checkpoints")[-1])[0]
