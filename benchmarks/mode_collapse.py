@@ -27,6 +27,8 @@ Variants (the 2-D sets train the `gan` recipe's MLPs; stacked MNIST trains a DCG
   mbstd-r1        mbstd + R1 penalty on D's slope at real samples (Mescheder et al. 2018), gamma 0.1 on grid25 and
                   0.1 / 16 on ring8 (gamma has units of squared distance, and ring8's spread is a quarter of
                   grid25's); 2-D only
+  mbstd-r1-wide   mbstd-r1 with a D of 128 maxout units per layer instead of 64 (`-o d_width=128`, ~1.8x slower);
+                  2-D only
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ def _dcgan(**options: Any) -> dict[str, Any]:
     return {"model": "dcgan", "options": {**IMAGE_WIDTHS, **options}}
 
 
+# R1's gamma has units of squared distance: ring8's spread is a quarter of grid25's
+R1_GAMMA = {"grid25": {"r1": 0.1}, "ring8": {"r1": 0.1 / 16}}
 VARIANTS: dict[str, Variant] = {
     "default": Variant({"model": "gan"}, _dcgan()),
     "gan-2014": Variant({**_gan(), "loss": "minimax"}, {**_dcgan(), "loss": "minimax"}),
@@ -86,7 +90,8 @@ VARIANTS: dict[str, Variant] = {
     "pack2": Variant(_gan(pack=2), _dcgan(pack=2)),
     "pack2-mbstd": Variant(_gan(pack=2, mbstd=True), _dcgan(pack=2, mbstd=True)),
     "mbstd-noise": Variant(_gan(mbstd=True, noise=0.3), None),
-    "mbstd-r1": Variant(_gan(mbstd=True), None, scaled={"grid25": {"r1": 0.1}, "ring8": {"r1": 0.1 / 16}}),
+    "mbstd-r1": Variant(_gan(mbstd=True), None, scaled=R1_GAMMA),
+    "mbstd-r1-wide": Variant(_gan(mbstd=True, d_width=128), None, scaled=R1_GAMMA),
 }
 
 
