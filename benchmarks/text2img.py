@@ -7,7 +7,8 @@ Trains `belamy.train(model="text2img", data="shapes", ...)` (or takes --run), th
 `belamy.metrics.text_to_image.shapes_consistency` (the figures `belamy eval RUN` prints) on single-object captions of
 shapes:test (the training distribution) and shapes-heldout (colour-shape pairs training never saw): background,
 object colour, position and size read back from the pixels, shape by the in-domain shape classifier; each beside the
-same reading of the real scenes (its ceiling) and chance. Prints the command that reproduces the run.
+same reading of the real scenes (its ceiling) and chance; and an in-domain FID (that classifier's features) with its
+floor, real scenes against real scenes. Prints the command that reproduces the run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import torch
 
 import belamy
-from belamy.metrics.text_to_image import ATTRIBUTES, shapes_consistency
+from belamy.metrics.text_to_image import ATTRIBUTES, MEASURES, shapes_consistency
 
 
 def main() -> None:
@@ -58,13 +59,17 @@ def main() -> None:
     model = belamy.load(run, device=args.device)
     print(f"\n{'split':16s} {'attribute':11s} {'model':>7s} {'real':>7s} {'chance':>7s} {'n':>5s}")
     for split in ("shapes:test", "shapes-heldout"):
-        result = shapes_consistency(model, split, n=args.n, attributes=ATTRIBUTES)
+        result = shapes_consistency(model, split, n=args.n, attributes=MEASURES)
         for attribute in ("background", *ATTRIBUTES):
             chance = result.get(f"{attribute}_chance", result["colour_chance"])
             n = result.get(f"n_{attribute}", result["n"])
             print(f"{split:16s} {attribute:11s} {result[f'{attribute}_accuracy']:7.1%} "
                   f"{result[f'{attribute}_accuracy_real']:7.1%} {chance:7.1%} {n:5d}")
-    print(f"(shape classifier: {result['shape_classifier_accuracy']:.1%} on held-out real training scenes)")
+        print(f"{split:16s} {'FID (shape)':11s} {result['fid']:7.2f} {result['fid_real']:7.2f} {'':7s} "
+              f"{result['n']:5d}")
+    print(f"(shape classifier: {result['shape_classifier_accuracy']:.1%} on held-out real training scenes; "
+          f"FID (shape): the Frechet distance of its features to the real scenes of the captions; its 'real' column: "
+          f"from those scenes to as many real training scenes)")
 
 
 if __name__ == "__main__":

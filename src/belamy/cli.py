@@ -411,7 +411,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                                   "(default: the run's training data)")
     p.add_argument("--fake", help="fake images: a folder, a run folder or a .npz file (default: the run)")
     p.add_argument("--metrics", help="comma-separated: fid, kid, is, pr, dc (default fid,kid,pr); for a "
-                                     "text-to-image model: colour, shape, position, size (default: all)")
+                                     "text-to-image model: colour, shape, position, size, fid (default: all)")
     p.add_argument("--n", type=int, help="fake images (a run: 10000 samples; a folder: all files)")
     p.add_argument("--n-real", type=int, help="real images (default: all)")
     p.add_argument("--cas", action="store_true", help="Classification Accuracy Score of a conditional model: a "
@@ -580,14 +580,14 @@ def _metric_names(text: str) -> list[str]:
 def _eval_text_to_image(args: argparse.Namespace, model) -> int:
     """belamy eval on a text-to-image model: attribute consistency on held-out `shapes` scenes."""
     from belamy import __version__
-    from belamy.metrics.text_to_image import ATTRIBUTES, shapes_consistency
+    from belamy.metrics.text_to_image import MEASURES, shapes_consistency
     from belamy.train.checkpoint import write_json_atomic
 
     data = args.real or "shapes:test"
     if not data.startswith("shapes"):
         raise ValueError(f"text-to-image models are measured on shapes:test or shapes-heldout (caption attributes "
                          f"read back from the images); {data} has no attributes")
-    attributes = tuple(_metric_names(args.metrics)) if args.metrics else ATTRIBUTES
+    attributes = tuple(_metric_names(args.metrics)) if args.metrics else MEASURES
     result = shapes_consistency(model, data, n=args.n or 500, seed=args.seed, attributes=attributes,
                                 batch_size=args.batch_size)
     print(f"belamy eval: text2img {args.run} on {data}, {result['n']} single-object scenes")

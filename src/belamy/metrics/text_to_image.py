@@ -10,6 +10,11 @@ classifier trained once on the real training scenes (cached like belamy's other 
 with the same reading of the real held-out images (its ceiling) and chance (1/12, 1/12, 1/9, 1/2, 1/6). Of each
 scene's captions the one that names the most of background, position and size is asked for; position and size are
 scored on the images whose caption names them (n_position, n_size).
+
+Beside the attributes, "fid": an in-domain FID (the Frechet distance of that shape classifier's features, the role
+the in-domain classifier plays for belamy's other labeled data) of the images against as many other real scenes of
+the same distribution (rendered from another seed), with its floor "fid_real": the same distance for the real
+scenes the captions describe (what a model that draws real scenes would score at this n).
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from torch import Tensor
 from belamy.data import open_data
 from belamy.data.base import DataInfo, ImageSet
 from belamy.data.shapes import CIRCLE_RADIUS, COLOURS, GRID_STEP, OUTLINES, POSITION_WORDS, POSITIONS, SHAPES, \
-    SIZE_WORDS, SIZES
+    SIZE_WORDS, SIZES, render_scenes
 
 PALETTE = torch.tensor(list(COLOURS.values()), dtype=torch.float32)  # [12, 3], 0..255
 OBJECT_DISTANCE = 60.0  # a pixel this far (RGB, 0..255) from the background colour belongs to the object
 SHAPE_CLASSIFIER_STEPS = 2400  # small objects are a few dozen pixels: 600 updates gave 67% on held-out real scenes,
 # 2,400 gave 96% (about 3 CPU minutes, once: the classifier is cached)
-ATTRIBUTES = ("colour", "shape", "position", "size")  # what shapes_consistency can measure ("colour": also background)
+ATTRIBUTES = ("colour", "shape", "position", "size")  # read back from each image ("colour": also background)
+MEASURES = (*ATTRIBUTES, "fid")  # what shapes_consistency can measure
+REFERENCE_SEED = 2021  # FID's reference scenes: a seed no registered shapes set uses
 
 
 def _nearest_colour(rgb: Tensor) -> Tensor:
@@ -120,11 +127,12 @@ def _named(caption: str, scene: dict) -> set[str]:
 def shapes_consistency(model, data: str = "shapes:test", n: int = 500, seed: int = 0,
                        attributes: tuple[str, ...] = ATTRIBUTES, batch_size: int = 64) -> dict[str, Any]:
     """Attribute accuracies of a TextToImagePipeline's images for the captions of up to n single-object scenes of
-    `data` (shapes:test or shapes-heldout). `attributes`: any of ATTRIBUTES ("shape" trains its classifier once)."""
-    unknown = [a for a in attributes if a not in ATTRIBUTES]
+    `data` (shapes:test or shapes-heldout), and their in-domain FID. `attributes`: any of MEASURES ("shape" and
+    "fid" train the shape classifier once)."""
+    unknown = [a for a in attributes if a not in MEASURES]
     if unknown or not attributes:
-        raise ValueError(f"unknown text-to-image attributes {unknown or attributes}: choose from "
-                         f"{', '.join(ATTRIBUTES)}")
+        raise ValueError(f"unknown text-to-image measures {unknown or attributes}: choose from "
+                         f"{', '.join(MEASURES)}")
     test = open_data(data, model.resolution)
     if test.attributes is None:
         raise ValueError(f"{data} has no attributes to check images against: use shapes:test or shapes-heldout")
@@ -155,8 +163,9 @@ def shapes_consistency(model, data: str = "shapes:test", n: int = 500, seed: int
             right = [r == scenes[k]["objects"][0][attribute] for r, k in zip(read, asked)]
             result[f"{attribute}_accuracy{suffix}"] = sum(right) / max(len(right), 1)
         result[f"{attribute}_chance"] = chance
-    if "shape" in attributes:
+    if "shape" in attributes or "fid" in attributes:
         trained = shape_classifier(model.resolution)
+    if "shape" in attributes:
         labels = torch.tensor([SHAPES.index(s["objects"][0]["shape"]) for s in scenes])
         with torch.no_grad():
             for images, suffix in readings:
@@ -165,4 +174,12 @@ def shapes_consistency(model, data: str = "shapes:test", n: int = 500, seed: int
                 result[f"shape_accuracy{suffix}"] = float((predicted == labels).float().mean())
         result["shape_chance"] = 1 / len(SHAPES)
         result["shape_classifier_accuracy"] = trained.test_accuracy
+    if "fid" in attributes:
+        from belamy.metrics.classifier import classifier_frechet_distance
+
+        split = "heldout" if test.info.name == "shapes-heldout" else "train"  # the distribution `data` is drawn from
+        others = render_scenes(4 * len(rows), model.resolution, REFERENCE_SEED, split)
+        reference = others.images[_single_object(others)[:len(rows)]].float() / 127.5 - 1
+        result["fid"] = classifier_frechet_distance(trained.net, reference, fake)
+        result["fid_real"] = classifier_frechet_distance(trained.net, reference, real)
     return result
