@@ -68,8 +68,8 @@ def main() -> None:
         print(f"{split:16s} {'FID (shape)':11s} {result['fid']:7.2f} {result['fid_real']:7.2f} {'':7s} "
               f"{result['n']:5d}")
     print(f"(shape classifier: {result['shape_classifier_accuracy']:.1%} on held-out real training scenes; "
-          f"FID (shape): the Frechet distance of its features to the real scenes of the captions; its 'real' column: "
-          f"from those scenes to as many real training scenes)")
+          f"FID (shape): the Frechet distance of its features from the images to as many other real scenes of the "
+          f"split; its 'real' column: the real scenes of the captions against those, the floor)")
 
 
 if __name__ == "__main__":
