@@ -412,3 +412,58 @@ def test_dfgan_blocks_compute_the_papers_maps(resolution):
     expected = d.joint(torch.cat([features, replicated], dim=1)).flatten() + \
         (features.amax(dim=(2, 3)) * d.project(sentence)).sum(1)
     assert torch.allclose(d.judge(features, sentence), expected, atol=1e-5)
+
+
+def test_patch_head_judges_each_patch_by_its_own_pixels():
+    """patch_weight > 0: D has one realism logit per cell of its first down-block's 16x16 map, each reading only
+    the ~10x10 pixels around its patch; the D and G steps play the hinge game on them too, with their weight; 0 builds
+    no head and negative weights are refused."""
+    from belamy.losses import LOSSES
+    from belamy.recipes import RECIPES
+    from belamy.recipes.base import Batch
+
+    data, cls, hinge = open_data("shapes", 32), RECIPES.get("text2img"), LOSSES.get("hinge")
+    torch.manual_seed(0)
+    recipe = cls(cls.Options(**TINY, text_encoder="scratch", patch_weight=0.5), data.info, hinge)
+    D = recipe.D
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    features, patches = D.features_and_patches(x)
+    assert patches.shape == (2, 1, 16, 16) and torch.equal(features, D.features(x))
+    far = x.clone()
+    far[:, :, 20:, 20:] = -far[:, :, 20:, 20:]  # change pixels at least 12 away from the top-left patches
+    moved = (D.features_and_patches(far)[1] - patches).abs()[:, 0]
+    assert moved[:, :4, :4].max() == 0 and moved[:, 10:, 10:].min() > 0
+    recipe.prepare(data)
+    tokens, _ = recipe.caption_tokens(data.captions[:4])
+    real = torch.as_tensor(data.images[:4]).float() / 127.5 - 1
+    batch = Batch(real, None, torch.randn(4, TINY["latent_dim"]), None, torch.Generator().manual_seed(0),
+                  text=tokens[:, 0])
+    d_terms = recipe.d_step(batch)
+    with torch.no_grad():  # the same fakes: the D step's augmentation noise is the generator's first draw
+        noise = torch.randn(4, TINY["cond_dim"], generator=torch.Generator().manual_seed(0))
+        fake = recipe.G(batch.z, batch.text, noise)
+        expected = 0.5 * hinge.d(D.features_and_patches(real)[1], D.features_and_patches(fake)[1])
+    assert torch.allclose(d_terms["d_patches"], expected, atol=1e-5) and expected > 0
+    g_terms = recipe.g_step(batch)
+    assert g_terms["g_patches"] != 0
+    off = cls(cls.Options(**TINY, text_encoder="scratch", patch_weight=0.0), data.info, hinge)
+    assert off.D.patch_logits is None and off.D.features_and_patches(x)[1] is None
+    assert "d_patches" not in off.d_step(batch)
+    with pytest.raises(ValueError, match="patch_weight must be >= 0, got -1.0"):
+        cls.build_discriminator(cls.Options(**TINY, patch_weight=-1.0), data.info)
+
+
+def test_a_run_made_before_the_patch_head_resumes_without_one(tmp_path):
+    """A run whose saved config predates patch_weight (and whose D has no patch head) resumes with the value the
+    recipe declares it was made with (0), not today's default, and goes on without the head."""
+    import yaml
+
+    run = belamy.train(model="text2img", data="shapes", steps=2, batch_size=8, out=str(tmp_path), name="old",
+                       options={**TINY, "text_encoder": "scratch", "patch_weight": 0.0},
+                       **{**QUIET, "ckpt_every": 2})
+    config_file = run.path / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    del config["options"]["patch_weight"]  # as an older belamy wrote it
+    config_file.write_text(yaml.safe_dump(config))
+    resumed = belamy.train(resume=run.path, steps=3, progress=False)
+    assert resumed.step == 3 and resumed.config.options["patch_weight"] == 0.0

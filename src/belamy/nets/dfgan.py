@@ -11,6 +11,8 @@ shows, a denser signal than one real/fake logit. With `pooled`, both the logit a
 of the 4x4 map over space, as a projection discriminator's inner product with the text (Miyato & Koyama 2018): the
 flattened map has separate weights per cell, so an object's shape would have to be learned at every place anew.
 With `words`, a linear head on the same features predicts which words (or hashed word pairs) the caption holds.
+With `patches`, D also judges the realism of each ~10x10-pixel patch from its first down-block's map (a PatchGAN
+head, Isola et al. 2017): a dense, local signal about edges and colours that one logit per image carries weakly.
 """
 
 from __future__ import annotations
@@ -148,6 +150,7 @@ class TextConditionedDiscriminator(nn.Module):
         match_dim: int = 128,  # size of the space where image and sentence are compared (contrastive loss)
         pooled: bool = False,  # also compare the max over the 4x4 map (what is there, wherever it is) with the text
         words: int = 0,  # vocabulary size: a head that tells which words an image's caption holds (0: none)
+        patches: bool = False,  # also one realism logit per patch of the first down-block's map (PatchGAN)
     ) -> None:
         super().__init__()
         channels, resolution, _ = shape
@@ -165,12 +168,20 @@ class TextConditionedDiscriminator(nn.Module):
         if pooled:
             self.pooled_match = nn.Linear(chs[-1], match_dim)
             self.project = nn.Linear(text_dim, chs[-1])  # projection discriminator (Miyato & Koyama 2018)
+        self.patch_logits = nn.Conv2d(chs[1], 1, 1) if patches else None
         if words:  # reads where (the map) and what (its max over space)
             self.word_logits = nn.Linear(chs[-1] * (base * base + 1), words)
 
     def features(self, x: Tensor) -> Tensor:
         """images [B, C, H, W] -> D's features [B, C', base, base], which `judge` and `embed_image` read."""
-        return self.blocks(self.stem(x))
+        return self.features_and_patches(x)[0]
+
+    def features_and_patches(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(D's features, as `features` gives them; with `patches`, the realism logits [B, 1, H/2, W/2] of the
+        patches of x that the first down-block's cells see (receptive field 10x10 pixels), else None)."""
+        h = self.blocks[0](self.stem(x))
+        patches = None if self.patch_logits is None else self.patch_logits(h)
+        return self.blocks[1:](h), patches
 
     def judge(self, h: Tensor, sentence: Tensor) -> Tensor:
         """Logits [B] of features [B, C', base, base] with a sentence embedding [B, text_dim] each."""

@@ -83,6 +83,9 @@ class Recipe(nn.Module):
     task: ClassVar[str] = "sample"
     pairing: ClassVar[tuple[str, ...]] = ()  # image-to-image data it needs ("paired", "unpaired"); (): plain data
     uses_text: ClassVar[bool] = False  # conditioned on captions: the engine feeds Batch.text (see caption_tokens)
+    # Options added after runs were made without them, each with the value that builds and trains what those runs
+    # did: a resumed run whose saved config lacks one takes this value, not today's default.
+    introduced: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, options: Any, data: DataInfo, loss: AdversarialLoss) -> None:
         super().__init__()

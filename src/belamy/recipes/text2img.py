@@ -20,6 +20,8 @@ conditioning augmentation then drowns those directions in its noise (object posi
 own (it shares the background, and differs in shape, position or colour: a random one differs in the background
 and teaches D nothing finer); (3) D also matches the max of its features over space with the caption (a
 projection term, Miyato & Koyama 2018), so that what an object is counts wherever it is (colour 50% -> 71%).
+D also plays the real/fake game on every ~10x10-pixel patch (PatchGAN, Isola et al. 2017): a dense local signal
+that makes G's objects crisper and their colours purer (object colour 88% -> 91% after 10,000 steps).
 An option, off by default: D also learns which words of the vocabulary a real image's caption holds, an auxiliary
 classifier whose classes are the caption's words (AC-GAN, Odena et al. 2017, multi-label), and G to make its own
 caption's words readable; it makes G place objects better but draws shapes no better (README).
@@ -81,6 +83,9 @@ class Text2ImgOptions:
     word_weight: float = 0.0  # of the caption-words terms: D learns which words the caption of a real image holds
     # (multi-label, over the vocabulary), G to make those of its own caption readable from its fake. Off by default:
     # on shapes (10,000 steps) 1.0 moved object position 77% -> 82% but shape 72% -> 69%, and costs 13% per step
+    patch_weight: float = 1.0  # of D's patch realism terms (PatchGAN, Isola et al. 2017), the hinge game played
+    # again on each ~10x10-pixel patch of D's first down-block, for D and G. On shapes (10,000 steps) object colour
+    # 87.6% -> 91.4% (G draws crisper, purer objects); 0 turns the head off
     word_pairs: int = 0  # also adjacent word pairs, hashed into this many classes: words alone cannot say which
     # colour is the object's ("a red circle on blue" and "a blue circle on red" hold the same words), pairs can.
     # 1024 (with word_weight 1 and lr decay): position 88%, but colour 76% and shape 55% after 10,000 steps
@@ -143,6 +148,7 @@ class Text2Img(Recipe):
     # learns slowly, and at 1e-3 for both, shapes (32 px) gets its backgrounds right by step 200 instead of ~600
     # and its object colours as right after 800 steps as after 3,000 at 2e-4 (README, text-to-image)
     defaults = RecipeDefaults(loss="hinge", lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.9), batch_size=32)
+    introduced = {"patch_weight": 0.0}  # runs made before D had a patch head resume without one
 
     @classmethod
     def check_data(cls, options: Text2ImgOptions, data: DataInfo) -> None:
@@ -168,9 +174,11 @@ class Text2Img(Recipe):
         if options.word_weight < 0 or options.word_pairs < 0:
             raise ValueError(f"options word_weight and word_pairs must be >= 0, got {options.word_weight} and "
                              f"{options.word_pairs}")
+        if options.patch_weight < 0:
+            raise ValueError(f"option patch_weight must be >= 0, got {options.patch_weight}")
         words = len(cls.tokenizer(data)) + options.word_pairs if options.word_weight > 0 else 0
         return TextConditionedDiscriminator(data.shape, text_dim, options.d_width, pooled=options.pooled_match,
-                                            words=words)
+                                            words=words, patches=options.patch_weight > 0)
 
     @classmethod
     def _text_encoder(cls, options: Text2ImgOptions, data: DataInfo) -> nn.Module:
@@ -284,14 +292,17 @@ class Text2Img(Recipe):
         o, penalize = self.options, self.options.gp_weight > 0
         real = batch.real.detach().requires_grad_(penalize)
         text = sentence.clone().requires_grad_(penalize)
-        real_features = self.D.features(real)  # read three times: matched, mismatched, contrastive
+        real_features, real_patches = self.D.features_and_patches(real)  # read thrice: matched, mismatched, contrastive
         real_logits = self.D.judge(real_features, text).float()
-        fake_logits = self.D(fake.detach(), sentence).float()
+        fake_features, fake_patches = self.D.features_and_patches(fake.detach())
+        fake_logits = self.D.judge(fake_features, sentence).float()
         wrong = self._mismatched(sentence, batch)
         mismatched_logits = self.D.judge(real_features, wrong).float()  # another image's caption
         # DF-GAN: real - (fake + mismatched) / 2, written as the mean of the two games D plays
         adversarial = 0.5 * (self.loss.d(real_logits, fake_logits) + self.loss.d(real_logits, mismatched_logits))
         terms = {"d_adversarial": adversarial}
+        if real_patches is not None:  # the same game, played by every patch (on matched pairs: it reads no text)
+            terms["d_patches"] = o.patch_weight * self.loss.d(real_patches.float(), fake_patches.float())
         if penalize:
             grad_image, grad_text = torch.autograd.grad(real_logits.sum(), (real, text), create_graph=True)
             norm = torch.cat([grad_image.flatten(1), grad_text.flatten(1)], dim=1).float().norm(dim=1)
@@ -312,10 +323,12 @@ class Text2Img(Recipe):
         else:
             fake, kl, sentence = self.G(batch.z, batch.text, batch.randn(self.options.cond_dim), return_all=True,
                                         sentence=self._looked_up(batch))
-        features = self.D.features(fake)
+        features, patches = self.D.features_and_patches(fake)
         adversarial = self.loss.g(self.D.judge(features, sentence).float())
         kl_term = self.options.kl_weight * kl.float().mean()
         terms = {"g_adversarial": adversarial, "kl": kl_term}
+        if patches is not None:
+            terms["g_patches"] = self.options.patch_weight * self.loss.g(patches.float())
         if self.options.contrastive_weight > 0:  # XMC-GAN: each fake must show its own caption to D's eyes
             terms["g_contrastive"] = self.options.contrastive_weight * self._contrastive(features, sentence)
         if self.options.word_weight > 0:

@@ -181,6 +181,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
         if not (run_dir / "config.yaml").is_file():
             raise ConfigError(f"{run_dir} is not a run folder (no config.yaml): nothing to resume")
         saved = TrainConfig.load(run_dir / "config.yaml")
+        saved = saved.replace(options={**RECIPES.get(saved.model).introduced, **saved.options})
         changed = {k for k, v in overrides.items() if getattr(saved, k) != v}
         if changed - RESUMABLE_OVERRIDES:
             raise ConfigError(f"a resumed run keeps its config; these fields cannot change: "
