@@ -365,8 +365,7 @@ def test_caption_words_term_is_the_cross_entropy_of_the_caption_words(pairs):
     for i, text in enumerate(captions):
         ids = tokenizer.encode(text, 12)
         tokens[i, :len(ids)] = torch.tensor(ids)
-    features = recipe.D.features(torch.rand(2, 3, 16, 16) * 2 - 1)
-    logits = recipe.D.predict_words(features)
+    logits = recipe.D(torch.rand(2, 3, 16, 16) * 2 - 1, words=True).words
     vocabulary = len(tokenizer)
     assert logits.shape == (2, vocabulary + pairs)
     expected = 0.0
@@ -379,7 +378,7 @@ def test_caption_words_term_is_the_cross_entropy_of_the_caption_words(pairs):
         for v in range(vocabulary + pairs):
             p = torch.sigmoid(logits[i, v])
             expected -= torch.log(p) if v in present else torch.log(1 - p)
-    assert torch.allclose(recipe._words(features, tokens), expected / 2, rtol=1e-5)
+    assert torch.allclose(recipe._words(logits, tokens), expected / 2, rtol=1e-5)
     off = cls(cls.Options(**TINY, text_encoder="scratch", word_weight=0.0), data.info, LOSSES.get("hinge"))
     assert not hasattr(off.D, "word_logits")
     with pytest.raises(ValueError, match="word_pairs must be >= 0, got 1.0 and -3"):
@@ -427,11 +426,11 @@ def test_patch_head_judges_each_patch_by_its_own_pixels():
     recipe = cls(cls.Options(**TINY, text_encoder="scratch", patch_weight=0.5), data.info, hinge)
     D = recipe.D
     x = torch.rand(2, 3, 32, 32) * 2 - 1
-    features, patches = D.features_and_patches(x)
-    assert patches.shape == (2, 1, 16, 16) and torch.equal(features, D.features(x))
+    patches = D(x).patches
+    assert patches.shape == (2, 1, 16, 16)
     far = x.clone()
     far[:, :, 20:, 20:] = -far[:, :, 20:, 20:]  # change pixels at least 12 away from the top-left patches
-    moved = (D.features_and_patches(far)[1] - patches).abs()[:, 0]
+    moved = (D(far).patches - patches).abs()[:, 0]
     assert moved[:, :4, :4].max() == 0 and moved[:, 10:, 10:].min() > 0
     recipe.prepare(data)
     tokens, _ = recipe.caption_tokens(data.captions[:4])
@@ -442,12 +441,12 @@ def test_patch_head_judges_each_patch_by_its_own_pixels():
     with torch.no_grad():  # the same fakes: the D step's augmentation noise is the generator's first draw
         noise = torch.randn(4, TINY["cond_dim"], generator=torch.Generator().manual_seed(0))
         fake = recipe.G(batch.z, batch.text, noise)
-        expected = 0.5 * hinge.d(D.features_and_patches(real)[1], D.features_and_patches(fake)[1])
+        expected = 0.5 * hinge.d(D(real).patches, D(fake).patches)
     assert torch.allclose(d_terms["d_patches"], expected, atol=1e-5) and expected > 0
     g_terms = recipe.g_step(batch)
     assert g_terms["g_patches"] != 0
     off = cls(cls.Options(**TINY, text_encoder="scratch", patch_weight=0.0), data.info, hinge)
-    assert off.D.patch_logits is None and off.D.features_and_patches(x)[1] is None
+    assert off.D.patch_logits is None and off.D(x).patches is None
     assert "d_patches" not in off.d_step(batch)
     with pytest.raises(ValueError, match="patch_weight must be >= 0, got -1.0"):
         cls.build_discriminator(cls.Options(**TINY, patch_weight=-1.0), data.info)

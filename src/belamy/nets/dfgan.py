@@ -18,6 +18,7 @@ head, Isola et al. 2017): a dense, local signal about edges and colours that one
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -139,15 +140,28 @@ class DownBlock(nn.Module):
         return self.shortcut(F.avg_pool2d(x, 2)) + self.gamma * self.body(x)
 
 
+@dataclass
+class DiscriminatorReading:
+    """What one pass of `TextConditionedDiscriminator` read of a batch of images [B, C, H, W]."""
+
+    logits: list[Tensor]  # [B] for each batch of sentence embeddings it judged the images with
+    patches: Tensor | None = None  # realism logits of the patches [B, 1, H/2, W/2], with a patch head
+    image_match: Tensor | None = None  # the images in the contrastive space [B, match_dim], when asked
+    text_match: list[Tensor] = field(default_factory=list)  # each batch of sentences to match, in that space
+    logit_scale: Tensor | None = None  # the contrastive temperature's log inverse, with image_match
+    words: Tensor | None = None  # logits [B, vocabulary] that each word is in the image's caption, when asked
+
+
 class TextConditionedDiscriminator(nn.Module):
-    """D(image, sentence embedding) -> logit [B]."""
+    """D(image, sentence embeddings) -> logits, and what else a recipe's phase reads, in one forward (`forward`):
+    under DDP a phase must call the wrapper, which exposes nothing but the forward."""
 
     def __init__(
         self,
         shape: tuple[int, int, int],  # input (C, H, W)
         text_dim: int,  # size of the sentence embedding
         width: int = 32,  # channels after the first conv; x2 per level up to 8 * width
-        match_dim: int = 128,  # size of the space where image and sentence are compared (contrastive loss)
+        match_dim: int = 128,  # size of the space where image and sentence are compared (contrastive loss; 0: none)
         pooled: bool = False,  # also compare the max over the 4x4 map (what is there, wherever it is) with the text
         words: int = 0,  # vocabulary size: a head that tells which words an image's caption holds (0: none)
         patches: bool = False,  # also one realism logit per patch of the first down-block's map (PatchGAN)
@@ -160,28 +174,42 @@ class TextConditionedDiscriminator(nn.Module):
         self.blocks = nn.Sequential(*[DownBlock(chs[i], chs[i + 1]) for i in range(levels)])  # -> [B, ., base, base]
         self.joint = nn.Sequential(nn.Conv2d(chs[-1] + text_dim, 2 * width, 3, 1, 1, bias=False), nn.LeakyReLU(0.2),
                                    nn.Conv2d(2 * width, 1, base, 1, 0, bias=False))  # -> [B, 1, 1, 1]
-        # the whole 4x4 map, not its average: where the object is is part of what a caption says
-        self.image_match = nn.Linear(chs[-1] * base * base, match_dim)
-        self.text_match = nn.Linear(text_dim, match_dim)
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))  # XMC-GAN's temperature 0.1
+        # Heads exist only when a loss reads them: under DDP a parameter without a gradient stalls the reduction.
+        # (Registered in this order: a checkpoint's optimizer state follows the order of the parameters.)
+        if match_dim:  # the whole 4x4 map, not its average: where the object is is part of what a caption says
+            self.image_match = nn.Linear(chs[-1] * base * base, match_dim)
+            self.text_match = nn.Linear(text_dim, match_dim)
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))  # XMC-GAN's temperature 0.1
         self.pooled = pooled
         if pooled:
-            self.pooled_match = nn.Linear(chs[-1], match_dim)
+            if match_dim:
+                self.pooled_match = nn.Linear(chs[-1], match_dim)
             self.project = nn.Linear(text_dim, chs[-1])  # projection discriminator (Miyato & Koyama 2018)
         self.patch_logits = nn.Conv2d(chs[1], 1, 1) if patches else None
         if words:  # reads where (the map) and what (its max over space)
             self.word_logits = nn.Linear(chs[-1] * (base * base + 1), words)
 
-    def features(self, x: Tensor) -> Tensor:
-        """images [B, C, H, W] -> D's features [B, C', base, base], which `judge` and `embed_image` read."""
-        return self.features_and_patches(x)[0]
-
-    def features_and_patches(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        """(D's features, as `features` gives them; with `patches`, the realism logits [B, 1, H/2, W/2] of the
-        patches of x that the first down-block's cells see (receptive field 10x10 pixels), else None)."""
+    def forward(self, x: Tensor, judge: tuple[Tensor, ...] = (), match: tuple[Tensor, ...] = (),
+                words: bool = False) -> DiscriminatorReading:
+        """Read images x: their logits with each batch of sentence embeddings [B, text_dim] in `judge` (realism
+        and match), their patch logits (with a patch head), with `match` their embedding and those of each batch
+        of sentences in it in the contrastive space, with `words` their word logits."""
         h = self.blocks[0](self.stem(x))
         patches = None if self.patch_logits is None else self.patch_logits(h)
-        return self.blocks[1:](h), patches
+        h = self.blocks[1:](h)
+        reading = DiscriminatorReading([self.judge(h, sentence) for sentence in judge], patches)
+        if match:
+            embedded = self.image_match(h.flatten(1))  # [B, match_dim]
+            reading.image_match = embedded + self.pooled_match(h.amax(dim=(2, 3))) if self.pooled else embedded
+            reading.text_match = [self.text_match(sentence) for sentence in match]
+            reading.logit_scale = self.logit_scale
+        if words:
+            reading.words = self.word_logits(torch.cat([h.flatten(1), h.amax(dim=(2, 3))], dim=1))
+        return reading
+
+    def features(self, x: Tensor) -> Tensor:
+        """images [B, C, H, W] -> D's features [B, C', base, base], which `judge` reads."""
+        return self.blocks(self.stem(x))
 
     def judge(self, h: Tensor, sentence: Tensor) -> Tensor:
         """Logits [B] of features [B, C', base, base] with a sentence embedding [B, text_dim] each."""
@@ -203,17 +231,3 @@ class TextConditionedDiscriminator(nn.Module):
         """[size, 3]: whether tap k of a 3x3 kernel with padding 1 reads inside the map at position i."""
         position = torch.arange(size, device=device)[:, None] + torch.arange(3, device=device)[None] - 1
         return ((position >= 0) & (position < size)).to(dtype)
-
-    def embed_image(self, h: Tensor) -> Tensor:
-        embedded = self.image_match(h.flatten(1))  # [B, match_dim]
-        return embedded + self.pooled_match(h.amax(dim=(2, 3))) if self.pooled else embedded
-
-    def predict_words(self, h: Tensor) -> Tensor:
-        """Logits [B, vocabulary] that each word is in the caption of the image with features h."""
-        return self.word_logits(torch.cat([h.flatten(1), h.amax(dim=(2, 3))], dim=1))
-
-    def embed_text(self, sentence: Tensor) -> Tensor:
-        return self.text_match(sentence)  # [B, match_dim]
-
-    def forward(self, x: Tensor, sentence: Tensor) -> Tensor:
-        return self.judge(self.features(x), sentence)

@@ -41,10 +41,11 @@ from torch import Tensor, nn
 
 from belamy.data.base import DataError, DataInfo, ImageSet
 from belamy.losses import contrastive_loss
-from belamy.nets.dfgan import TextConditionedDiscriminator, TextConditionedGenerator
+from belamy.nets.dfgan import DiscriminatorReading, TextConditionedDiscriminator, TextConditionedGenerator
 from belamy.recipes.base import RECIPES, Batch, Recipe, RecipeDefaults
 from belamy.text import SentenceTransformerTokens, TextEncoder, Tokenizer, is_sentence_transformer
 from belamy.text.tokenizer import SPECIALS
+from belamy.train.distributed import gather_rows
 
 
 WHITENING_EPS = 0.1  # damping of text whitening, in units of the mean variance
@@ -97,6 +98,7 @@ class TextToImageGenerator(nn.Module):
     def __init__(self, encoder: TextEncoder, synthesis: TextConditionedGenerator, finetune: bool) -> None:
         super().__init__()
         self.encoder, self.synthesis, self.finetune = encoder, synthesis, finetune
+        encoder.requires_grad_(finetune)  # a frozen encoder gets no gradient (the engine keeps it so)
         self.latent_dim = synthesis.latent_dim
         # A fixed affine map of the encoder's sentence embedding, (e - mean) @ whitening: the identity unless the
         # recipe whitens it from the training captions (option whiten_text); saved with the model.
@@ -177,8 +179,9 @@ class Text2Img(Recipe):
         if options.patch_weight < 0:
             raise ValueError(f"option patch_weight must be >= 0, got {options.patch_weight}")
         words = len(cls.tokenizer(data)) + options.word_pairs if options.word_weight > 0 else 0
-        return TextConditionedDiscriminator(data.shape, text_dim, options.d_width, pooled=options.pooled_match,
-                                            words=words, patches=options.patch_weight > 0)
+        match_dim = 128 if options.contrastive_weight > 0 else 0
+        return TextConditionedDiscriminator(data.shape, text_dim, options.d_width, match_dim=match_dim,
+                                            pooled=options.pooled_match, words=words, patches=options.patch_weight > 0)
 
     @classmethod
     def _text_encoder(cls, options: Text2ImgOptions, data: DataInfo) -> nn.Module:
@@ -292,26 +295,28 @@ class Text2Img(Recipe):
         o, penalize = self.options, self.options.gp_weight > 0
         real = batch.real.detach().requires_grad_(penalize)
         text = sentence.clone().requires_grad_(penalize)
-        real_features, real_patches = self.D.features_and_patches(real)  # read thrice: matched, mismatched, contrastive
-        real_logits = self.D.judge(real_features, text).float()
-        fake_features, fake_patches = self.D.features_and_patches(fake.detach())
-        fake_logits = self.D.judge(fake_features, sentence).float()
-        wrong = self._mismatched(sentence, batch)
-        mismatched_logits = self.D.judge(real_features, wrong).float()  # another image's caption
+        wrong = self._mismatched(sentence, batch)  # another image's caption
+        contrast = (sentence, wrong) if o.hard_contrastive and o.hard_negatives > 0 else (sentence,)
+        # Each D call goes through D's forward (the DDP wrapper exposes nothing else): the real images are read
+        # once, and judged with their own captions and with mismatched ones.
+        real_read = self.D(real, judge=(text, wrong), match=contrast if o.contrastive_weight > 0 else (),
+                           words=o.word_weight > 0)
+        fake_read = self.D(fake.detach(), judge=(sentence,))
+        real_logits, mismatched_logits = (logits.float() for logits in real_read.logits)
+        fake_logits = fake_read.logits[0].float()
         # DF-GAN: real - (fake + mismatched) / 2, written as the mean of the two games D plays
         adversarial = 0.5 * (self.loss.d(real_logits, fake_logits) + self.loss.d(real_logits, mismatched_logits))
         terms = {"d_adversarial": adversarial}
-        if real_patches is not None:  # the same game, played by every patch (on matched pairs: it reads no text)
-            terms["d_patches"] = o.patch_weight * self.loss.d(real_patches.float(), fake_patches.float())
+        if real_read.patches is not None:  # the same game, played by every patch (on matched pairs: it reads no text)
+            terms["d_patches"] = o.patch_weight * self.loss.d(real_read.patches.float(), fake_read.patches.float())
         if penalize:
             grad_image, grad_text = torch.autograd.grad(real_logits.sum(), (real, text), create_graph=True)
             norm = torch.cat([grad_image.flatten(1), grad_text.flatten(1)], dim=1).float().norm(dim=1)
             terms["ma_gp"] = o.gp_weight * norm.pow(o.gp_power).mean()
         if o.contrastive_weight > 0:  # XMC-GAN: which of the batch's captions does each real image show?
-            extra = wrong if o.hard_contrastive and o.hard_negatives > 0 else None
-            terms["contrastive"] = o.contrastive_weight * self._contrastive(real_features, sentence, extra)
+            terms["contrastive"] = o.contrastive_weight * self._contrastive(real_read)
         if o.word_weight > 0:
-            terms["words"] = o.word_weight * self._words(real_features, batch.text)
+            terms["words"] = o.word_weight * self._words(real_read.words, batch.text)
         return {"loss": sum(terms.values()), **{k: v.detach() for k, v in terms.items()},
                 "d_real": self.loss.d_output(real_logits.detach()).mean(),
                 "d_fake": self.loss.d_output(fake_logits.detach()).mean(),
@@ -323,16 +328,16 @@ class Text2Img(Recipe):
         else:
             fake, kl, sentence = self.G(batch.z, batch.text, batch.randn(self.options.cond_dim), return_all=True,
                                         sentence=self._looked_up(batch))
-        features, patches = self.D.features_and_patches(fake)
-        adversarial = self.loss.g(self.D.judge(features, sentence).float())
-        kl_term = self.options.kl_weight * kl.float().mean()
-        terms = {"g_adversarial": adversarial, "kl": kl_term}
-        if patches is not None:
-            terms["g_patches"] = self.options.patch_weight * self.loss.g(patches.float())
-        if self.options.contrastive_weight > 0:  # XMC-GAN: each fake must show its own caption to D's eyes
-            terms["g_contrastive"] = self.options.contrastive_weight * self._contrastive(features, sentence)
-        if self.options.word_weight > 0:
-            terms["g_words"] = self.options.word_weight * self._words(features, batch.text)
+        o = self.options
+        read = self.D(fake, judge=(sentence,), match=(sentence.detach(),) if o.contrastive_weight > 0 else (),
+                      words=o.word_weight > 0)
+        terms = {"g_adversarial": self.loss.g(read.logits[0].float()), "kl": o.kl_weight * kl.float().mean()}
+        if read.patches is not None:
+            terms["g_patches"] = o.patch_weight * self.loss.g(read.patches.float())
+        if o.contrastive_weight > 0:  # XMC-GAN: each fake must show its own caption to D's eyes
+            terms["g_contrastive"] = o.contrastive_weight * self._contrastive(read)
+        if o.word_weight > 0:
+            terms["g_words"] = o.word_weight * self._words(read.words, batch.text)
         return {"loss": sum(terms.values()), **{k: v.detach() for k, v in terms.items()}}
 
     def _mismatched(self, sentence: Tensor, batch: Batch) -> Tensor:
@@ -372,20 +377,25 @@ class Text2Img(Recipe):
             return None
         return self.caption_bank[self._caption_rows(batch)]
 
-    def _contrastive(self, features: Tensor, sentence: Tensor, extra: Tensor | None = None) -> Tensor:
-        """XMC-GAN's sentence contrastive loss (Zhang et al. 2021, eq. 4) between D's image features and the
-        sentence embeddings of the batch (symmetric InfoNCE; with one image the batch has nothing to contrast)."""
-        if features.shape[0] < 2:
-            return features.new_zeros(())
-        extra = None if extra is None else self.D.embed_text(extra.detach())
-        return contrastive_loss(self.D.embed_image(features), self.D.embed_text(sentence.detach()), self.D.logit_scale,
-                                extra)
+    def _contrastive(self, read: DiscriminatorReading) -> Tensor:
+        """XMC-GAN's sentence contrastive loss (Zhang et al. 2021, eq. 4) between D's embeddings of the images and
+        of their captions (read.text_match[0]; further ones: captions no image shows, more wrong answers), over the
+        global batch: under DDP each rank gathers the others' rows (gather_rows), as one process would see them.
+        Symmetric InfoNCE; with one image the batch has nothing to contrast."""
+        own, *extra = read.text_match
+        width = own.shape[1]
+        # one collective for all of them: [b, (1 + 1 + extra) * match_dim]
+        rows = gather_rows(torch.cat([read.image_match, own, *extra], dim=1))
+        if rows.shape[0] < 2:
+            return rows.new_zeros(())
+        image, text, *more = rows.split(width, dim=1)
+        return contrastive_loss(image, text, read.logit_scale, torch.cat(more) if more else None)
 
-    def _words(self, features: Tensor, tokens: Tensor) -> Tensor:
-        """Multi-label cross-entropy of D's word head on images [B, ...] against the words of their captions
-        (token ids [B, L]), summed over the vocabulary: an auxiliary classifier (AC-GAN, Odena et al. 2017) whose
-        classes are the caption's words, so that a shape word counts as much as a background colour."""
-        logits = self.D.predict_words(features).float()
+    def _words(self, logits: Tensor, tokens: Tensor) -> Tensor:
+        """Multi-label cross-entropy of D's word logits [B, vocabulary (+ pairs)] of images against the words of
+        their captions (token ids [B, L]), summed over the vocabulary: an auxiliary classifier (AC-GAN, Odena et al.
+        2017) whose classes are the caption's words, so that a shape word counts as much as a background colour."""
+        logits = logits.float()
         vocabulary = logits.shape[1] - self.options.word_pairs
         present = torch.zeros_like(logits).scatter_(1, tokens, 1.0)
         present[:, :len(SPECIALS)] = 0  # padding and unknown words say nothing about the image

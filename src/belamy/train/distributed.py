@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -101,6 +102,40 @@ def all_reduce_mean(info: Dist, tensor: Tensor) -> Tensor:
     tensor = tensor.clone()
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor / info.world_size
+
+
+class _GatherRows(torch.autograd.Function):
+    """All ranks' rows [sum of b, ...] from each rank's x [b, ...]; backward: the sum over the ranks of the
+    gradient of the gathered rows (one all_reduce), of which each rank keeps its own rows."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, rows: list[int]) -> Tensor:
+        ctx.rows = rows
+        padded = F.pad(x, (0, 0) * (x.dim() - 1) + (0, max(rows) - x.shape[0])).contiguous()
+        parts = [torch.empty_like(padded) for _ in rows]  # all_gather wants equal shapes
+        dist.all_gather(parts, padded)
+        return torch.cat([part[:n] for part, n in zip(parts, rows)])
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        grad = grad.contiguous()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        start = sum(ctx.rows[:dist.get_rank()])
+        return grad[start:start + ctx.rows[dist.get_rank()]], None
+
+
+def gather_rows(x: Tensor) -> Tensor:
+    """The rows of x [b, ...] of every rank, in rank order [sum of the b, ...]; x itself in a single process.
+    Differentiable: the backward sums over the ranks the gradient of each rank's rows. So a loss of the whole global
+    batch (a contrastive loss, where each row's term reads all the others), computed alike on every rank, gets its
+    exact gradient once DDP averages the ranks' weight gradients. Ranks may hold different numbers of rows
+    (unreadable images skipped)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    count = torch.tensor([x.shape[0]], device=x.device)
+    counts = [torch.zeros_like(count) for _ in range(dist.get_world_size())]
+    dist.all_gather(counts, count)
+    return _GatherRows.apply(x, [int(n) for n in counts])
 
 
 def all_ranks_agree(info: Dist, flag: bool, device: torch.device) -> bool:

@@ -241,6 +241,9 @@ class _Trainer:
         # (2) Optimizers (Adam, as every recipe here prescribes), fp16 loss scalers, and the DDP wrappers that
         # synchronize gradients across ranks.
         self.G, self.D = G, D = self.recipe.G, self.recipe.D
+        # Parameters a recipe froze (a pretrained text encoder) stay frozen: phases switch the others on and off.
+        # (DDP must not wait for gradients they never get.)
+        self.frozen = {id(p) for p in self.recipe.parameters() if not p.requires_grad}
         self.opt_g = adam(G.parameters(), config.lr_g, config.betas, self.device)
         self.opt_d = adam(D.parameters(), config.lr_d, config.betas, self.device)
         self.scalers = ({"G": torch.amp.GradScaler("cuda"), "D": torch.amp.GradScaler("cuda")}
@@ -476,11 +479,11 @@ class _Trainer:
     def _phase(self, net: nn.Module, optimizer: torch.optim.Optimizer, step_fn, batch: Batch) -> dict:
         """One optimizer step of `net` on the loss the recipe's phase returns. Only `net` collects gradients."""
         G, D = self.G, self.D
-        net.requires_grad_(True)
+        self._trainable(net, True)
         if net is G:
-            D.requires_grad_(False)  # gradients flow *through* D to G, but D's weight gradients are not needed
+            self._trainable(D, False)  # gradients flow *through* D to G, but D's weight gradients are not needed
         else:
-            G.requires_grad_(batch.keep_fake)  # G's graph is kept only for the forward the G step reuses
+            self._trainable(G, batch.keep_fake)  # G's graph is kept only for the forward the G step reuses
         autocast = torch.autocast(self.device.type, self.amp_dtype) if self.amp_dtype else nullcontext()
         with autocast, self._routed(net, batch.keep_fake):
             losses = step_fn(batch)
@@ -505,6 +508,10 @@ class _Trainer:
             scaler.update()
         losses[f"grad_norm_{name.lower()}"] = norm
         return losses
+
+    def _trainable(self, net: nn.Module, on: bool) -> None:
+        for p in net.parameters():
+            p.requires_grad_(on and id(p) not in self.frozen)
 
     @contextmanager
     def _routed(self, net: nn.Module, keep_fake: bool):
