@@ -72,7 +72,11 @@ class Batch:
 
 
 class Recipe(nn.Module):
-    """Base class: a GAN method. Subclasses set `name`, `Options` and `defaults` and build G and D."""
+    """Base class: a GAN method. Subclasses set `name`, `Options` and `defaults` and build G and D.
+
+    Phases (d_step, g_step) call self.G and self.D, never their other methods: under DDP the engine swaps in the
+    wrappers, which expose only the forward. Every parameter that requires a gradient must get one in each phase
+    that trains its network (no find_unused_parameters): freeze what is not trained, build no unread head."""
 
     name: ClassVar[str]
     Options: ClassVar[type]  # a dataclass of the recipe's own options (architecture widths, penalties, ...)
