@@ -191,8 +191,9 @@ def test_r1_option_penalizes_d_slope_on_real_samples():
     (slope,) = torch.autograd.grad(plain.D(leaf, None).sum(), leaf)
     expected = 0.25 * slope.square().sum(1).mean()
     out = r1.d_step(batch)
-    assert float(out["r1"]) == pytest.approx(float(expected), rel=1e-5) and float(expected) > 0
-    assert float(out["loss"]) == pytest.approx(float(plain.d_step(batch)["loss"] + expected), rel=1e-5)
+    assert float(out["r1"].detach()) == pytest.approx(float(expected), rel=1e-5) and float(expected) > 0
+    assert float(out["loss"].detach()) == pytest.approx(float(plain.d_step(batch)["loss"].detach() + expected),
+                                                        rel=1e-5)
     out["r1"].backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in r1.D.parameters() if p.dim() > 1)
     assert "r1" not in plain.d_step(batch)
