@@ -381,6 +381,8 @@ def test_caption_words_term_is_the_cross_entropy_of_the_caption_words(pairs):
     assert torch.allclose(recipe._words(logits, tokens), expected / 2, rtol=1e-5)
     off = cls(cls.Options(**TINY, text_encoder="scratch", word_weight=0.0), data.info, LOSSES.get("hinge"))
     assert not hasattr(off.D, "word_logits")
+    default = cls(cls.Options(**TINY, text_encoder="scratch"), data.info, LOSSES.get("hinge"))
+    assert default.D.word_logits.out_features == vocabulary  # on by default (at half weight), without pairs
     with pytest.raises(ValueError, match="word_pairs must be >= 0, got 1.0 and -3"):
         cls.build_discriminator(cls.Options(**TINY, word_weight=1.0, word_pairs=-3), data.info)
 
