@@ -161,3 +161,29 @@ def test_registered_sets_and_errors():
         S.shapes_heldout(None, 1)
     with pytest.raises(DataError, match="resolution"):
         S.render_scenes(1, 4, seed=0)
+
+
+def test_any_size_from_the_data_spec(tmp_path):
+    """`shapes@N` (and `shapes:test@N`, `shapes-heldout@N`) draws N scenes: the registered set is a prefix of a
+    larger one, each split keeps its own seed; a fixed-size set or a bad N is refused by name, and a folder whose
+    path holds an @ is still a folder."""
+    from belamy.data import open_data, split_spec
+
+    larger, registered = open_data("shapes@5012", 16), open_data("shapes", 16)
+    assert len(larger) == 5012 and larger.info.name == "shapes"
+    assert torch.equal(larger.images[:5000], registered.images) and larger.captions[:5000] == registered.captions
+    test = open_data("shapes:test@7", 16)
+    assert len(test) == 7 and torch.equal(test.images, open_data("shapes:test", 16).images[:7])
+    heldout = open_data("shapes-heldout@9", 16)
+    assert len(heldout) == 9
+    assert all((a["objects"][0]["colour"], a["objects"][0]["shape"]) in S.HELDOUT_PAIRS for a in heldout.attributes)
+    assert split_spec("shapes:test@7") == ("shapes", "test") and split_spec("shapes@20000") == ("shapes", None)
+    with pytest.raises(DataError, match="'mnist' has a fixed size.*drop '@10'"):
+        open_data("mnist@10")
+    for bad in ("shapes@0", "shapes@many", "shapes:test@-3"):
+        with pytest.raises(DataError, match=f"{re.escape(bad)}': the size after '@' must be a whole number"):
+            open_data(bad)
+    folder = tmp_path / "me@2"
+    folder.mkdir()
+    with pytest.raises(DataError, match="no image files .* found in .*me@2"):
+        open_data(str(folder))

@@ -13,7 +13,8 @@ from belamy.config import ConfigError, parse_value
 # train flags -> TrainConfig fields; flags left out do not override the --config file or the defaults.
 TRAIN_FLAGS: list[tuple[str, str, dict[str, Any]]] = [
     ("--model", "model", {"help": "recipe (belamy models); default dcgan"}),
-    ("--data", "data", {"help": "built-in data set (belamy datasets) or a folder of images; default mnist"}),
+    ("--data", "data", {"help": "built-in data set (belamy datasets; NAME:SPLIT a split, NAME@N N items of a "
+                                "procedural set such as shapes) or a folder of images; default mnist"}),
     ("--resolution", "resolution", {"type": int, "help": "image size (base * 2^k: 8, 16, 28, 32, 64, ...)"}),
     ("--channels", "channels", {"type": int, "choices": (1, 3), "help": "1 (grayscale) or 3 (RGB)"}),
     ("--batch-size", "batch_size", {"type": int}),

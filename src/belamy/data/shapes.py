@@ -283,21 +283,24 @@ def _check_channels(name: str, channels: int | None) -> None:
 
 
 @DATASETS.register("shapes", "5,000 rendered scenes of 1-2 coloured shapes with 4 captions each, RGB 32x32 "
-                             "(any --resolution), 6 classes; held-out colour-shape pairs never appear")
-def shapes(resolution: int | None = None, channels: int | None = None, split: str | None = None) -> ImageSet:
+                             "(any --resolution, any size: shapes@20000), 6 classes; held-out colour-shape pairs "
+                             "never appear")
+def shapes(resolution: int | None = None, channels: int | None = None, split: str | None = None,
+           size: int | None = None) -> ImageSet:
     """The training split: no object is one of HELDOUT_PAIRS. `split` "test" (shapes:test): 1,000 other scenes
-    drawn the same way (another seed), for held-out measurements such as super-resolution PSNR."""
+    drawn the same way (another seed), for held-out measurements such as super-resolution PSNR. `size`: that many
+    scenes instead (`shapes@20000`); the default set is the first 5,000 of any larger one."""
     _check_channels("shapes", channels)
     if split not in (None, "train", "test"):
         raise DataError(f"shapes has splits train and test (and the set shapes-heldout), not {split!r}")
     if split == "test":
-        return render_scenes(HELDOUT_SIZE, resolution or DEFAULT_RESOLUTION, SHAPES_TEST_SEED, "train")
-    return render_scenes(SHAPES_SIZE, resolution or DEFAULT_RESOLUTION, SHAPES_SEED, "train")
+        return render_scenes(size or HELDOUT_SIZE, resolution or DEFAULT_RESOLUTION, SHAPES_TEST_SEED, "train")
+    return render_scenes(size or SHAPES_SIZE, resolution or DEFAULT_RESOLUTION, SHAPES_SEED, "train")
 
 
 @DATASETS.register("shapes-heldout", "1,000 `shapes` scenes whose main object is a held-out colour-shape pair "
                                      "(purple star, orange heart, ...): compositional generalisation")
-def shapes_heldout(resolution: int | None = None, channels: int | None = None) -> ImageSet:
-    """The held-out split: the main object of every scene is one of HELDOUT_PAIRS."""
+def shapes_heldout(resolution: int | None = None, channels: int | None = None, size: int | None = None) -> ImageSet:
+    """The held-out split: the main object of every scene is one of HELDOUT_PAIRS (`size`: that many, not 1,000)."""
     _check_channels("shapes-heldout", channels)
-    return render_scenes(HELDOUT_SIZE, resolution or DEFAULT_RESOLUTION, HELDOUT_SEED, "heldout")
+    return render_scenes(size or HELDOUT_SIZE, resolution or DEFAULT_RESOLUTION, HELDOUT_SEED, "heldout")
