@@ -54,13 +54,13 @@ def open_data(spec: str, resolution: int | None = None, channels: int | None = N
     """A built-in data set name (`belamy datasets`) or a folder path -> ImageSet, FolderImages or PointDistribution.
 
     `NAME:SPLIT` (train, test, val) picks a split of a set that has them; `NAME@N` or `NAME:SPLIT@N` draws N items of
-    a procedural set (its loader takes `size`). `pairs`: read a folder as image-to-image
-    data (paired or unpaired, see belamy.data.paired), with inputs of `input_channels` (default: `channels`)."""
+    a procedural set (its loader takes `size`). `pairs`: read a folder as image-to-image data (paired or unpaired,
+    see belamy.data.paired), with inputs of `input_channels` (default: `channels`)."""
     spec, size = size_spec(spec)
     spec, split = split_spec(spec)
     if spec in DATASETS:
         loader = DATASETS.get(spec)
-        chosen = {}
+        chosen: dict[str, str | int] = {}  # the split and size the spec names
         if split is not None:
             if "split" not in inspect.signature(loader).parameters:
                 raise DataError(f"data set {spec!r} has no splits (it is used whole): drop ':{split}'")
