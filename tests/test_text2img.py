@@ -387,6 +387,47 @@ def test_caption_words_term_is_the_cross_entropy_of_the_caption_words(pairs):
         cls.build_discriminator(cls.Options(**TINY, word_weight=1.0, word_pairs=-3), data.info)
 
 
+def test_word_critic_plays_the_logistic_game_on_each_caption_word():
+    """word_critic: a second word head on D gives a realism logit per word; D's step plays the logistic game on the
+    words of each caption (the real scene against G's fake of the same caption), G's step the non-saturating one,
+    each summed over the caption's words (padding and unknown words excluded) and averaged over the batch; it needs
+    the words head, and negative weights are refused."""
+    import torch.nn.functional as F
+
+    from belamy.losses import LOSSES
+    from belamy.recipes import RECIPES
+    from belamy.recipes.base import Batch
+    from belamy.text.tokenizer import SPECIALS
+
+    data, cls, hinge = open_data("shapes", 16), RECIPES.get("text2img"), LOSSES.get("hinge")
+    torch.manual_seed(0)
+    recipe = cls(cls.Options(**TINY, text_encoder="scratch", word_critic=0.25), data.info, hinge)
+    tokens, _ = recipe.caption_tokens(data.captions[:4])
+    tokens = tokens[:, 0]
+    tokens[0, 1] = 1  # an unknown word
+    real = torch.as_tensor(data.images[:4]).float() / 127.5 - 1
+    batch = Batch(real, None, torch.randn(4, TINY["latent_dim"]), None, torch.Generator().manual_seed(0),
+                  keep_fake=True, text=tokens)
+    d_terms = recipe.d_step(batch)
+    g_terms = recipe.g_step(batch)  # on the D step's fakes (keep_fake), with D unchanged
+    with torch.no_grad():
+        critic_real = recipe.D(real, word_realism=True).word_realism
+        critic_fake = recipe.D(batch.fake, word_realism=True).word_realism
+    assert critic_real.shape == (4, len(recipe.tokenizer(data.info)))
+    d_expected = g_expected = 0.0
+    for i in range(4):
+        for v in set(tokens[i].tolist()) - set(range(len(SPECIALS))):
+            d_expected += F.softplus(-critic_real[i, v]) + F.softplus(critic_fake[i, v])
+            g_expected += F.softplus(-critic_fake[i, v])
+    assert torch.allclose(d_terms["word_critic"], 0.25 * d_expected / 4, rtol=1e-5)
+    assert torch.allclose(g_terms["g_word_critic"], 0.25 * g_expected / 4, rtol=1e-5)
+    off = cls(cls.Options(**TINY, text_encoder="scratch"), data.info, hinge)
+    assert not hasattr(off.D, "word_critic") and "word_critic" not in off.d_step(batch)
+    for bad in ({"word_critic": -1.0}, {"word_critic": 0.5, "word_weight": 0.0}):
+        with pytest.raises(ValueError, match="word_critic must be >= 0 and needs word_weight > 0"):
+            cls.build_discriminator(cls.Options(**TINY, **bad), data.info)
+
+
 @pytest.mark.parametrize("resolution", [32, 28])
 def test_dfgan_blocks_compute_the_papers_maps(resolution):
     """The nets take cheaper routes to DF-GAN's maps: D's 1x1 shortcut pools first, G's upsamples after, and D's

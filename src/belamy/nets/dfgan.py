@@ -10,7 +10,8 @@ Modal Contrastive Learning for Text-to-Image Generation"): there D must tell whi
 shows, a denser signal than one real/fake logit. With `pooled`, both the logit and that projection also read the max
 of the 4x4 map over space, as a projection discriminator's inner product with the text (Miyato & Koyama 2018): the
 flattened map has separate weights per cell, so an object's shape would have to be learned at every place anew.
-With `words`, a linear head on the same features predicts which words (or hashed word pairs) the caption holds.
+With `words`, a linear head on the same features predicts which words (or hashed word pairs) the caption holds;
+with a word critic, a second one gives a realism logit per word (is this a real image showing that word?).
 With `patches`, D also judges the realism of each ~10x10-pixel patch from its first down-block's map (a PatchGAN
 head, Isola et al. 2017): a dense, local signal about edges and colours that one logit per image carries weakly.
 """
@@ -150,6 +151,7 @@ class DiscriminatorReading:
     text_match: list[Tensor] = field(default_factory=list)  # each batch of sentences to match, in that space
     logit_scale: Tensor | None = None  # the contrastive temperature's log inverse, with image_match
     words: Tensor | None = None  # logits [B, vocabulary] that each word is in the image's caption, when asked
+    word_realism: Tensor | None = None  # logits [B, vocabulary] that the image is a real one showing each word
 
 
 class TextConditionedDiscriminator(nn.Module):
@@ -165,6 +167,7 @@ class TextConditionedDiscriminator(nn.Module):
         pooled: bool = False,  # also compare the max over the 4x4 map (what is there, wherever it is) with the text
         words: int = 0,  # vocabulary size: a head that tells which words an image's caption holds (0: none)
         patches: bool = False,  # also one realism logit per patch of the first down-block's map (PatchGAN)
+        word_critic: bool = False,  # with words: also a realism logit per word of the vocabulary
     ) -> None:
         super().__init__()
         channels, resolution, _ = shape
@@ -188,12 +191,15 @@ class TextConditionedDiscriminator(nn.Module):
         self.patch_logits = nn.Conv2d(chs[1], 1, 1) if patches else None
         if words:  # reads where (the map) and what (its max over space)
             self.word_logits = nn.Linear(chs[-1] * (base * base + 1), words)
+            if word_critic:
+                self.word_critic = nn.Linear(chs[-1] * (base * base + 1), words)
 
     def forward(self, x: Tensor, judge: tuple[Tensor, ...] = (), match: tuple[Tensor, ...] = (),
-                words: bool = False) -> DiscriminatorReading:
+                words: bool = False, word_realism: bool = False) -> DiscriminatorReading:
         """Read images x: their logits with each batch of sentence embeddings [B, text_dim] in `judge` (realism
         and match), their patch logits (with a patch head), with `match` their embedding and those of each batch
-        of sentences in it in the contrastive space, with `words` their word logits."""
+        of sentences in it in the contrastive space, with `words` their word logits, with `word_realism` their
+        word critic's logits."""
         h = self.blocks[0](self.stem(x))
         patches = None if self.patch_logits is None else self.patch_logits(h)
         h = self.blocks[1:](h)
@@ -203,8 +209,10 @@ class TextConditionedDiscriminator(nn.Module):
             reading.image_match = embedded + self.pooled_match(h.amax(dim=(2, 3))) if self.pooled else embedded
             reading.text_match = [self.text_match(sentence) for sentence in match]
             reading.logit_scale = self.logit_scale
-        if words:
-            reading.words = self.word_logits(torch.cat([h.flatten(1), h.amax(dim=(2, 3))], dim=1))
+        if words or word_realism:
+            where_and_what = torch.cat([h.flatten(1), h.amax(dim=(2, 3))], dim=1)
+            reading.words = self.word_logits(where_and_what) if words else None
+            reading.word_realism = self.word_critic(where_and_what) if word_realism else None
         return reading
 
     def features(self, x: Tensor) -> Tensor:
