@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from belamy.data.base import DataError, DataInfo, ImageSet
-from belamy.losses import contrastive_loss, d_logistic, g_nonsaturating
+from belamy.losses import contrastive_loss
 from belamy.nets.dfgan import DiscriminatorReading, TextConditionedDiscriminator, TextConditionedGenerator
 from belamy.recipes.base import RECIPES, Batch, Recipe, RecipeDefaults
 from belamy.text import SentenceTransformerTokens, TextEncoder, Tokenizer, is_sentence_transformer
@@ -330,9 +330,9 @@ class Text2Img(Recipe):
         if o.word_weight > 0:
             terms["words"] = o.word_weight * self._words(real_read.words, batch.text)
         if critic:  # each word of the caption: a real image showing it against a fake of the same caption
-            shown = self._caption_words(real_read.word_realism, batch.text)
-            terms["word_critic"] = o.word_critic * self._per_caption(
-                d_logistic(real_read.word_realism[shown].float(), fake_read.word_realism[shown].float()), shown)
+            # the logistic game (Goodfellow et al. 2014), per word: -log D(x, w) - log(1 - D(G(z), w))
+            terms["word_critic"] = o.word_critic * self._over_caption_words(
+                F.softplus(-real_read.word_realism.float()) + F.softplus(fake_read.word_realism.float()), batch.text)
         return {"loss": sum(terms.values()), **{k: v.detach() for k, v in terms.items()},
                 "d_real": self.loss.d_output(real_logits.detach()).mean(),
                 "d_fake": self.loss.d_output(fake_logits.detach()).mean(),
@@ -355,9 +355,8 @@ class Text2Img(Recipe):
         if o.word_weight > 0:
             terms["g_words"] = o.word_weight * self._words(read.words, batch.text)
         if o.word_critic > 0:
-            shown = self._caption_words(read.word_realism, batch.text)
-            terms["g_word_critic"] = o.word_critic * self._per_caption(
-                g_nonsaturating(read.word_realism[shown].float()), shown)
+            terms["g_word_critic"] = o.word_critic * self._over_caption_words(  # non-saturating: -log D(G(z), w)
+                F.softplus(-read.word_realism.float()), batch.text)
         return {"loss": sum(terms.values()), **{k: v.detach() for k, v in terms.items()}}
 
     def _mismatched(self, sentence: Tensor, batch: Batch) -> Tensor:
@@ -433,11 +432,10 @@ class Text2Img(Recipe):
         present[:, :len(SPECIALS)] = False
         return present
 
-    @staticmethod
-    def _per_caption(mean: Tensor, shown: Tensor) -> Tensor:
-        """A mean over the caption words of a batch [B, classes] as a sum over each caption's words, averaged over
-        the batch: each caption weighs by its number of words, as in the words term."""
-        return mean * shown.sum() / shown.shape[0]
+    def _over_caption_words(self, losses: Tensor, tokens: Tensor) -> Tensor:
+        """Per-word losses [B, classes] summed over each caption's words and averaged over the batch, as the words
+        term weighs them (a mask, not boolean indexing: no host sync on a GPU)."""
+        return (losses * self._caption_words(losses, tokens)).sum(1).mean()
 
     @torch.no_grad()
     def preview(self, G: nn.Module, batch: Batch) -> tuple[Tensor, int | None]:
