@@ -382,7 +382,8 @@ def test_caption_words_term_is_the_cross_entropy_of_the_caption_words(pairs):
     off = cls(cls.Options(**TINY, text_encoder="scratch", word_weight=0.0), data.info, LOSSES.get("hinge"))
     assert not hasattr(off.D, "word_logits")
     default = cls(cls.Options(**TINY, text_encoder="scratch"), data.info, LOSSES.get("hinge"))
-    assert default.D.word_logits.out_features == vocabulary  # on by default (at half weight), without pairs
+    assert default.D.word_logits.out_features == vocabulary  # on by default, without pairs
+    assert default.D.word_critic.out_features == vocabulary  # and the word critic beside it
     with pytest.raises(ValueError, match="word_pairs must be >= 0, got 1.0 and -3"):
         cls.build_discriminator(cls.Options(**TINY, word_weight=1.0, word_pairs=-3), data.info)
 
@@ -390,8 +391,8 @@ def test_caption_words_term_is_the_cross_entropy_of_the_caption_words(pairs):
 def test_word_critic_plays_the_logistic_game_on_each_caption_word():
     """word_critic: a second word head on D gives a realism logit per word; D's step plays the logistic game on the
     words of each caption (the real scene against G's fake of the same caption), G's step the non-saturating one,
-    each summed over the caption's words (padding and unknown words excluded) and averaged over the batch; it needs
-    the words head, and negative weights are refused."""
+    each summed over the caption's words (padding and unknown words excluded) and averaged over the batch; it stands
+    without the caption-words head, and negative weights are refused."""
     import torch.nn.functional as F
 
     from belamy.losses import LOSSES
@@ -421,11 +422,14 @@ def test_word_critic_plays_the_logistic_game_on_each_caption_word():
             g_expected += F.softplus(-critic_fake[i, v])
     assert torch.allclose(d_terms["word_critic"], 0.25 * d_expected / 4, rtol=1e-5)
     assert torch.allclose(g_terms["g_word_critic"], 0.25 * g_expected / 4, rtol=1e-5)
-    off = cls(cls.Options(**TINY, text_encoder="scratch"), data.info, hinge)
+    off = cls(cls.Options(**TINY, text_encoder="scratch", word_critic=0.0), data.info, hinge)
     assert not hasattr(off.D, "word_critic") and "word_critic" not in off.d_step(batch)
-    for bad in ({"word_critic": -1.0}, {"word_critic": 0.5, "word_weight": 0.0}):
-        with pytest.raises(ValueError, match="word_critic must be >= 0 and needs word_weight > 0"):
-            cls.build_discriminator(cls.Options(**TINY, **bad), data.info)
+    alone = cls(cls.Options(**TINY, text_encoder="scratch", word_critic=0.25, word_weight=0.0), data.info, hinge)
+    assert not hasattr(alone.D, "word_logits") and alone.D.word_critic.out_features == critic_real.shape[1]
+    terms = alone.d_step(batch)
+    assert "words" not in terms and terms["word_critic"] > 0 and alone.g_step(batch)["g_word_critic"] > 0
+    with pytest.raises(ValueError, match="word_critic must be >= 0, got -1.0"):
+        cls.build_discriminator(cls.Options(**TINY, word_critic=-1.0), data.info)
 
 
 @pytest.mark.parametrize("resolution", [32, 28])
@@ -495,17 +499,19 @@ def test_patch_head_judges_each_patch_by_its_own_pixels():
         cls.build_discriminator(cls.Options(**TINY, patch_weight=-1.0), data.info)
 
 
-def test_a_run_made_before_the_patch_head_resumes_without_one(tmp_path):
-    """A run whose saved config predates patch_weight (and whose D has no patch head) resumes with the value the
-    recipe declares it was made with (0), not today's default, and goes on without the head."""
+def test_a_run_made_before_d_had_its_extra_heads_resumes_without_them(tmp_path):
+    """A run whose saved config predates patch_weight, word_weight and word_critic (and whose D has none of those
+    heads) resumes with the values the recipe declares it was made with (0), not today's defaults, and goes on
+    without the heads."""
     import yaml
 
+    heads = {"patch_weight": 0.0, "word_weight": 0.0, "word_critic": 0.0}
     run = belamy.train(model="text2img", data="shapes", steps=2, batch_size=8, out=str(tmp_path), name="old",
-                       options={**TINY, "text_encoder": "scratch", "patch_weight": 0.0},
-                       **{**QUIET, "ckpt_every": 2})
+                       options={**TINY, "text_encoder": "scratch", **heads}, **{**QUIET, "ckpt_every": 2})
     config_file = run.path / "config.yaml"
     config = yaml.safe_load(config_file.read_text())
-    del config["options"]["patch_weight"]  # as an older belamy wrote it
+    for option in heads:
+        del config["options"][option]  # as an older belamy wrote it
     config_file.write_text(yaml.safe_dump(config))
     resumed = belamy.train(resume=run.path, steps=3, progress=False)
-    assert resumed.step == 3 and resumed.config.options["patch_weight"] == 0.0
+    assert resumed.step == 3 and all(resumed.config.options[option] == 0.0 for option in heads)

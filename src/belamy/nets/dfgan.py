@@ -167,7 +167,7 @@ class TextConditionedDiscriminator(nn.Module):
         pooled: bool = False,  # also compare the max over the 4x4 map (what is there, wherever it is) with the text
         words: int = 0,  # vocabulary size: a head that tells which words an image's caption holds (0: none)
         patches: bool = False,  # also one realism logit per patch of the first down-block's map (PatchGAN)
-        word_critic: bool = False,  # with words: also a realism logit per word of the vocabulary
+        word_critic: int = 0,  # vocabulary size: a head that gives a realism logit per word (0: none)
     ) -> None:
         super().__init__()
         channels, resolution, _ = shape
@@ -189,10 +189,11 @@ class TextConditionedDiscriminator(nn.Module):
                 self.pooled_match = nn.Linear(chs[-1], match_dim)
             self.project = nn.Linear(text_dim, chs[-1])  # projection discriminator (Miyato & Koyama 2018)
         self.patch_logits = nn.Conv2d(chs[1], 1, 1) if patches else None
-        if words:  # reads where (the map) and what (its max over space)
+        # The word heads read where (the map) and what (its max over space).
+        if words:
             self.word_logits = nn.Linear(chs[-1] * (base * base + 1), words)
-            if word_critic:
-                self.word_critic = nn.Linear(chs[-1] * (base * base + 1), words)
+        if word_critic:
+            self.word_critic = nn.Linear(chs[-1] * (base * base + 1), word_critic)
 
     def forward(self, x: Tensor, judge: tuple[Tensor, ...] = (), match: tuple[Tensor, ...] = (),
                 words: bool = False, word_realism: bool = False) -> DiscriminatorReading:
