@@ -26,7 +26,7 @@ D also learns which words of the vocabulary a real image's caption holds, an aux
 are the caption's words (AC-GAN, Odena et al. 2017, multi-label), and G to make its own caption's words readable:
 G places objects where the caption says (position 75% -> 81%). And a second word head on D judges realism per word,
 real scenes that show a word against G's fakes of captions that name it, so that G must draw each word as real
-scenes show it (shape 75% -> 82-87% at 10,000 steps; README).
+scenes show it (shape 75% -> 82% at 10,000 steps; README).
 """
 
 from __future__ import annotations
@@ -85,17 +85,18 @@ class Text2ImgOptions:
     # with the caption, as a projection term (Miyato & Koyama 2018) and in the contrastive embedding
     word_weight: float = 2.0  # of the caption-words terms: D learns which words the caption of a real image holds
     # (multi-label, over the vocabulary), G to make those of its own caption readable from its fake: it places
-    # objects where the caption says. On shapes (10,000 steps, seed 0, with word_critic 0.15) 1 -> 2 moved object
-    # position 77% -> 81% for about 2 points of colour; without the critic 0 -> 0.5 moved it 75% -> 81%; 0 turns
-    # the head off
+    # objects where the caption says. On shapes (10,000 steps, two seeds, with word_critic 0.15) 1 -> 2 moved object
+    # position 77%/79% -> 81%/81% for 2-3 points of colour and 4 of shape; without the critic 0 -> 0.5 moved it
+    # 75% -> 81%; 0 turns the head off
     patch_weight: float = 1.0  # of D's patch realism terms (PatchGAN, Isola et al. 2017), the hinge game played
     # again on each ~10x10-pixel patch of D's first down-block, for D and G. On shapes (10,000 steps) object colour
     # 87.6% -> 91.4% (G draws crisper, purer objects); 0 turns the head off
     word_critic: float = 0.15  # of the per-word realism terms: a second word head on D, a realism logit per word of
     # the vocabulary, played as the logistic game on the words of each caption (real images showing them against
     # G's fakes of the same captions), so that G must draw a "star" that D cannot tell from real stars. On shapes
-    # (10,000 steps, two seeds) it moved shape 75%/74% -> 82-87%, and costs position, which the words head at
-    # weight 2 wins back (README, "What moved it"); 0.5 drew shapes as well but lost 15-19 points of position
+    # (10,000 steps, two seeds) 0.15 moved shape 75%/74% -> 87%/86% with word_weight 1 and cost position
+    # (77%/79%), which the words head at weight 2 wins back: 82%/82% shape, 81%/81% position (README, "What moved
+    # it"); 0.5 drew shapes as well but lost 15-19 points of position
     word_pairs: int = 0  # also adjacent word pairs, hashed into this many classes: words alone cannot say which
     # colour is the object's ("a red circle on blue" and "a blue circle on red" hold the same words), pairs can.
     # 1024 (with word_weight 1 and lr decay): position 88%, but colour 76% and shape 55% after 10,000 steps
